@@ -1,0 +1,317 @@
+// Package emulator is a strict local stand-in for Anthropic's OAuth endpoints
+// (authorize, token, usage) and the Messages API, for tests, benchmarks and
+// offline demos.
+//
+// The Emulator is an http.Handler; mount it with httptest or run it with
+// Serve. It enforces what the real service enforces for Claude Pro/Max OAuth
+// tokens (Bearer auth without x-api-key, the oauth-2025-04-20 beta, the Claude
+// Code identity as first system block, Claude Code tool names) and answers
+// violations with the real error shape and status.
+//
+// Behaviour per token without a scenario: any `sk-ant-oat…` bearer token (or
+// `sk-ant-api…` x-api-key) the emulator did not mint is accepted unless it
+// contains a marker: "ratelimited" (429), "overloaded" (529), "midstream"
+// (200 stream broken by an overloaded error event) or "invalid" (401).
+// Tokens it minted are checked for expiry and revocation. A Scenario (see
+// ParseScenario) scripts per-token outcome sequences, replies and usage.
+package emulator
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultClientID is the OAuth client id of Claude Code, the only one the
+// emulator accepts unless Options.ClientID says otherwise.
+const DefaultClientID = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
+
+// DefaultExpiresIn is the access token lifetime in seconds.
+const DefaultExpiresIn = 28800
+
+// ManualRedirectURI is the paste-flow redirect URI; authorize answers it
+// with a page showing `code#state` instead of a redirect.
+const ManualRedirectURI = "https://platform.claude.com/oauth/code/callback"
+
+// IdentityText must be the first system block of an OAuth request.
+const IdentityText = "You are Claude Code, Anthropic's official CLI for Claude."
+
+// OAuthBeta is the beta flag OAuth requests must carry.
+const OAuthBeta = "oauth-2025-04-20"
+
+// Options configures an Emulator. Zero values select the defaults.
+type Options struct {
+	Scenario  *Scenario                                        // nil: markers only
+	Now       func() time.Time                                 // default time.Now
+	ExpiresIn int                                              // seconds; default scenario's, else 28800
+	ClientID  string                                           // default DefaultClientID
+	Log       io.Writer                                        // one line per request; nil: silent
+	Rand      io.Reader                                        // source for ids and tokens; default crypto/rand
+	Sleep     func(ctx context.Context, d time.Duration) error // delays; default waits on a timer or ctx
+}
+
+// Stats are the emulator's counters, as served by GET /_emulator/stats.
+type Stats struct {
+	Requests          map[string]int64 `json:"requests"` // by URL path
+	Tokens            map[string]int64 `json:"tokens"`   // by fingerprint of the presented token
+	Refreshes         int64            `json:"refreshes"`
+	RejectedRefreshes int64            `json:"rejected_refreshes"`
+	Logins            int64            `json:"logins"`
+}
+
+// Emulator is the http.Handler. Create it with New; safe for concurrent use.
+type Emulator struct {
+	opts     Options
+	scenario *Scenario
+	mux      *http.ServeMux
+
+	mu       sync.Mutex
+	stats    Stats
+	codes    map[string]*authCode
+	access   map[string]*accessToken
+	refresh  map[string]*refreshToken
+	seen     map[string]bool // foreign refresh tokens already used once
+	seq      []int           // per scenario token rule: outcomes consumed
+	accounts int
+	logMu    sync.Mutex
+	randMu   sync.Mutex
+}
+
+// New returns an Emulator configured by opts.
+func New(opts Options) *Emulator {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.ClientID == "" {
+		opts.ClientID = DefaultClientID
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Reader
+	}
+	if opts.Sleep == nil {
+		opts.Sleep = sleep
+	}
+	sc := opts.Scenario
+	if sc == nil {
+		sc = &Scenario{}
+	}
+	if opts.ExpiresIn <= 0 {
+		opts.ExpiresIn = sc.ExpiresIn
+	}
+	if opts.ExpiresIn <= 0 {
+		opts.ExpiresIn = DefaultExpiresIn
+	}
+	e := &Emulator{
+		opts:     opts,
+		scenario: sc,
+		codes:    map[string]*authCode{},
+		access:   map[string]*accessToken{},
+		refresh:  map[string]*refreshToken{},
+		seen:     map[string]bool{},
+		seq:      make([]int, len(sc.Tokens)),
+	}
+	e.stats = emptyStats()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /oauth/authorize", e.handleAuthorize)
+	mux.HandleFunc("POST /v1/oauth/token", e.handleToken)
+	mux.HandleFunc("POST /v1/messages", e.handleMessages)
+	mux.HandleFunc("GET /api/oauth/usage", e.handleUsage)
+	mux.HandleFunc("GET /_emulator/stats", e.handleStats)
+	mux.HandleFunc("POST /_emulator/reset", e.handleReset)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		e.apiError(w, http.StatusNotFound, "not_found_error", "Not found: "+r.Method+" "+r.URL.Path, nil)
+	})
+	e.mux = mux
+	return e
+}
+
+func emptyStats() Stats {
+	return Stats{Requests: map[string]int64{}, Tokens: map[string]int64{}}
+}
+
+// ServeHTTP implements http.Handler.
+func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.URL.Path, "/_emulator/") {
+		e.mu.Lock()
+		e.stats.Requests[r.URL.Path]++
+		e.mu.Unlock()
+	}
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	e.mux.ServeHTTP(rec, r)
+	e.logf("%s %s %d%s", r.Method, r.URL.Path, rec.status, rec.note)
+}
+
+// Stats returns a copy of the counters.
+func (e *Emulator) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.stats
+	s.Requests = make(map[string]int64, len(e.stats.Requests))
+	for k, v := range e.stats.Requests {
+		s.Requests[k] = v
+	}
+	s.Tokens = make(map[string]int64, len(e.stats.Tokens))
+	for k, v := range e.stats.Tokens {
+		s.Tokens[k] = v
+	}
+	return s
+}
+
+// Reset zeroes the counters and rewinds every scenario outcome sequence.
+// Minted tokens and pending codes are kept.
+func (e *Emulator) Reset() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stats = emptyStats()
+	for i := range e.seq {
+		e.seq[i] = 0
+	}
+}
+
+func (e *Emulator) handleStats(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, e.Stats())
+}
+
+func (e *Emulator) handleReset(w http.ResponseWriter, _ *http.Request) {
+	e.Reset()
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// Fingerprint is the first 12 hex chars of sha256(tok), the key of Stats.Tokens.
+func Fingerprint(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:])[:12]
+}
+
+// mask hides a secret: prefix through the second '-' after "sk-ant", the
+// first 2 chars of the rest, "…", the last 4.
+func mask(tok string) string {
+	if len(tok) < 16 {
+		return "****"
+	}
+	prefix := ""
+	if strings.HasPrefix(tok, "sk-ant-") {
+		if i := strings.IndexByte(tok[len("sk-ant-"):], '-'); i >= 0 {
+			prefix = tok[:len("sk-ant-")+i+1]
+		}
+	}
+	rest := tok[len(prefix):]
+	if len(rest) < 8 {
+		return prefix + "****"
+	}
+	return prefix + rest[:2] + "…" + rest[len(rest)-4:]
+}
+
+func (e *Emulator) logf(format string, args ...any) {
+	if e.opts.Log == nil {
+		return
+	}
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	fmt.Fprintf(e.opts.Log, format+"\n", args...)
+}
+
+// statusRecorder remembers the status for the request log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	note   string
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func noteToken(w http.ResponseWriter, tok string) {
+	if s, ok := w.(*statusRecorder); ok {
+		s.note = " key=" + mask(tok)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// apiError answers in the Messages API error shape with a request-id header.
+func (e *Emulator) apiError(w http.ResponseWriter, status int, typ, msg string, h http.Header) {
+	for k, vs := range h {
+		w.Header()[k] = vs
+	}
+	id := e.requestID()
+	w.Header().Set("request-id", id)
+	w.Header().Set("x-should-retry", fmt.Sprint(status == 429 || status >= 500))
+	writeJSON(w, status, map[string]any{
+		"type":       "error",
+		"error":      map[string]string{"type": typ, "message": msg},
+		"request_id": id,
+	})
+}
+
+// oauthError answers in the OAuth token endpoint error shape.
+func oauthError(w http.ResponseWriter, status int, code, desc string) {
+	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+}
+
+// errorType maps an HTTP status to the Messages API error type.
+func errorType(status int) string {
+	switch status {
+	case 400:
+		return "invalid_request_error"
+	case 401:
+		return "authentication_error"
+	case 402:
+		return "billing_error"
+	case 403:
+		return "permission_error"
+	case 404:
+		return "not_found_error"
+	case 413:
+		return "request_too_large"
+	case 429:
+		return "rate_limit_error"
+	case 504:
+		return "timeout_error"
+	case 529:
+		return "overloaded_error"
+	}
+	return "api_error"
+}
+
+const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// randString returns n random base62 chars from opts.Rand.
+func (e *Emulator) randString(n int) string {
+	b := make([]byte, n)
+	e.randMu.Lock() // a deterministic Rand from a test need not be concurrency-safe
+	_, err := io.ReadFull(e.opts.Rand, b)
+	e.randMu.Unlock()
+	if err != nil {
+		panic(fmt.Sprintf("emulator: random source failed: %v", err))
+	}
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+func (e *Emulator) requestID() string { return "req_011C" + e.randString(20) }

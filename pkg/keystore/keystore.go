@@ -1,0 +1,116 @@
+// Package keystore owns piauth's files in pi's agent directory: auth.json (pi's
+// format, guarded by pi's proper-lockfile directory lock), key-rotation.json (the
+// seed extension's key pool plus piauth's per-key state) and the OS keyring mirror
+// of every pooled secret. All writes are atomic and every read-modify-write runs
+// under a cross-process lock.
+package keystore
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// File names inside the agent directory and the default keyring service.
+const (
+	AuthFileName   = "auth.json"
+	PoolFileName   = "key-rotation.json"
+	KeyringService = "piauth"
+)
+
+// Sentinel errors callers branch on.
+var (
+	ErrNotFound           = errors.New("not found")
+	ErrKeyringUnavailable = errors.New("keyring unavailable")
+	ErrMalformed          = errors.New("malformed file")
+	ErrLockTimeout        = errors.New("timed out waiting for lock")
+)
+
+// MalformedError reports a file piauth refuses to read or rewrite. Error() is
+// "PATH:LINE:COL: MSG", or "PATH: MSG" when no position applies (Line == 0).
+type MalformedError struct {
+	Path      string
+	Line, Col int
+	Msg       string
+}
+
+func (e *MalformedError) Error() string {
+	if e.Line == 0 {
+		return fmt.Sprintf("%s: %s", e.Path, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d:%d: %s", e.Path, e.Line, e.Col, e.Msg)
+}
+
+// Is makes errors.Is(err, ErrMalformed) true.
+func (e *MalformedError) Is(target error) bool { return target == ErrMalformed }
+
+// ResolveDir returns the agent directory: flagValue if set, else
+// $PI_CODING_AGENT_DIR, else ~/.pi/agent. A leading "~/" is expanded.
+func ResolveDir(flagValue string) (string, error) {
+	dir := flagValue
+	if dir == "" {
+		dir = os.Getenv("PI_CODING_AGENT_DIR")
+	}
+	if dir == "" {
+		dir = "~/.pi/agent"
+	}
+	if dir == "~" || strings.HasPrefix(dir, "~/") {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("resolve agent dir: %w", err)
+		}
+		dir = filepath.Join(home, strings.TrimPrefix(dir, "~"))
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("resolve agent dir: %w", err)
+	}
+	return abs, nil
+}
+
+// Mask hides a secret: the "sk-ant-xxx-" prefix, the first 2 characters of the
+// rest, "…" and the last 4. Tokens shorter than 16 characters become "****".
+func Mask(tok string) string {
+	if len(tok) < 16 {
+		return "****"
+	}
+	prefix := ""
+	if rest, ok := strings.CutPrefix(tok, "sk-ant-"); ok {
+		if i := strings.IndexByte(rest, '-'); i >= 0 {
+			prefix = tok[:len("sk-ant-")+i+1]
+		}
+	}
+	rest := tok[len(prefix):]
+	if len(rest) < 8 {
+		return prefix + "****"
+	}
+	return prefix + rest[:2] + "…" + rest[len(rest)-4:]
+}
+
+// Fingerprint is a stable, non-secret name for a token: the first 12 hex
+// characters of its SHA-256.
+func Fingerprint(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:])[:12]
+}
+
+// KeyKind tells OAuth access tokens from console API keys.
+type KeyKind string
+
+// Key kinds.
+const (
+	KindOAuth KeyKind = "oauth"
+	KindAPI   KeyKind = "api"
+)
+
+// KindOf classifies a token: "sk-ant-api…" is KindAPI, anything else KindOAuth.
+func KindOf(tok string) KeyKind {
+	if strings.HasPrefix(tok, "sk-ant-api") {
+		return KindAPI
+	}
+	return KindOAuth
+}
