@@ -1,0 +1,524 @@
+package stream
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// Block is one content block of a message.
+type Block struct {
+	Type      string            // text, thinking, redacted_thinking, tool_use, server_tool_use, or another type
+	Text      string            // text
+	Citations []json.RawMessage // text: citations_delta citations, in order
+	Thinking  string            // thinking
+	Signature string            // thinking
+	Data      string            // redacted_thinking
+	ID        string            // tool_use, server_tool_use
+	Name      string            // tool_use, server_tool_use (mapped back when Accumulator.Tools is set)
+	Input     json.RawMessage   // tool_use, server_tool_use: parsed-valid JSON
+	// Raw is content_block_start's content_block for other block types
+	// (web_search_tool_result…), kept exactly as received.
+	Raw json.RawMessage
+}
+
+// MarshalJSON renders the block in the API's shape: only the fields of its type.
+func (b Block) MarshalJSON() ([]byte, error) {
+	switch b.Type {
+	case "text":
+		return json.Marshal(struct {
+			Type      string            `json:"type"`
+			Text      string            `json:"text"`
+			Citations []json.RawMessage `json:"citations,omitempty"`
+		}{b.Type, b.Text, b.Citations})
+	case "thinking":
+		return json.Marshal(struct {
+			Type      string `json:"type"`
+			Thinking  string `json:"thinking"`
+			Signature string `json:"signature"`
+		}{b.Type, b.Thinking, b.Signature})
+	case "redacted_thinking":
+		return json.Marshal(struct {
+			Type string `json:"type"`
+			Data string `json:"data"`
+		}{b.Type, b.Data})
+	case "tool_use", "server_tool_use":
+		in := b.Input
+		if len(in) == 0 {
+			in = json.RawMessage("{}")
+		}
+		return json.Marshal(struct {
+			Type  string          `json:"type"`
+			ID    string          `json:"id"`
+			Name  string          `json:"name"`
+			Input json.RawMessage `json:"input"`
+		}{b.Type, b.ID, b.Name, in})
+	}
+	if len(b.Raw) == 0 {
+		return json.Marshal(struct {
+			Type string `json:"type"`
+		}{b.Type})
+	}
+	return b.Raw, nil
+}
+
+// Message is the final (or partial) assistant message built from a stream.
+// Its JSON form is {id, model, content, stop_reason, stop_sequence, usage}.
+type Message struct {
+	ID           string  `json:"id,omitempty"`
+	Model        string  `json:"model,omitempty"`
+	Content      []Block `json:"content"`
+	StopReason   string  `json:"stop_reason"`
+	StopSequence string  `json:"stop_sequence,omitempty"`
+	Usage        Usage   `json:"usage"`
+}
+
+// Delta is what one event contributed, for incremental display. Byte slices
+// are valid until the next Add and must not be modified.
+type Delta struct {
+	Index    int    // content block index, for block events
+	Text     []byte // text_delta
+	Thinking []byte // thinking_delta
+	// ToolUse is a tool_use or server_tool_use block completed by
+	// content_block_stop, with its Input parsed.
+	ToolUse *Block
+	// Usage is set when message_start or message_delta updated the usage.
+	Usage *Usage
+	// StopReason is set by message_delta.
+	StopReason string
+	// Done is true for message_stop.
+	Done bool
+}
+
+// blockState is a block under construction.
+type blockState struct {
+	b       Block
+	text    []byte // text or thinking
+	sig     []byte
+	json    []byte // joined partial_json
+	stopped bool
+}
+
+// Accumulator builds a Message from stream events. The zero value is ready.
+type Accumulator struct {
+	// Tools, when set, maps tool names shaped by Shape back to the caller's names.
+	Tools *ToolNames
+
+	started, done bool
+	id, model     string
+	blocks        []blockState
+	stopReason    string
+	stopSequence  string
+	usage         Usage
+	events        int
+}
+
+// Wire shapes of the events, decoded with encoding/json on the general path.
+type (
+	wireUsage struct {
+		InputTokens              *int64 `json:"input_tokens"`
+		OutputTokens             *int64 `json:"output_tokens"`
+		CacheCreationInputTokens *int64 `json:"cache_creation_input_tokens"`
+		CacheReadInputTokens     *int64 `json:"cache_read_input_tokens"`
+		CacheCreation            *struct {
+			Ephemeral5m *int64 `json:"ephemeral_5m_input_tokens"`
+			Ephemeral1h *int64 `json:"ephemeral_1h_input_tokens"`
+		} `json:"cache_creation"`
+		OutputTokensDetails *struct {
+			ThinkingTokens *int64 `json:"thinking_tokens"`
+		} `json:"output_tokens_details"`
+		ServerToolUse *struct {
+			WebSearchRequests *int64 `json:"web_search_requests"`
+			WebFetchRequests  *int64 `json:"web_fetch_requests"`
+		} `json:"server_tool_use"`
+	}
+	wireEvent struct {
+		Type    string `json:"type"`
+		Index   *int   `json:"index"`
+		Message *struct {
+			ID    string     `json:"id"`
+			Model string     `json:"model"`
+			Usage *wireUsage `json:"usage"`
+		} `json:"message"`
+		ContentBlock json.RawMessage `json:"content_block"`
+		Delta        *struct {
+			Type         string          `json:"type"`
+			Text         string          `json:"text"`
+			Thinking     string          `json:"thinking"`
+			Signature    string          `json:"signature"`
+			PartialJSON  string          `json:"partial_json"`
+			Citation     json.RawMessage `json:"citation"`
+			StopReason   *string         `json:"stop_reason"`
+			StopSequence *string         `json:"stop_sequence"`
+		} `json:"delta"`
+		Usage *wireUsage `json:"usage"`
+		Error *struct {
+			Type    string `json:"type"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	wireBlock struct {
+		Type      string            `json:"type"`
+		Text      string            `json:"text"`
+		Thinking  string            `json:"thinking"`
+		Signature string            `json:"signature"`
+		Data      string            `json:"data"`
+		ID        string            `json:"id"`
+		Name      string            `json:"name"`
+		Input     json.RawMessage   `json:"input"`
+		Citations []json.RawMessage `json:"citations"`
+	}
+)
+
+// Add applies one event. Unknown events and ping are ignored. An `event:
+// error` returns a *StreamError; malformed or out-of-order events return an
+// error and leave the message as it was.
+func (a *Accumulator) Add(ev Event) (Delta, error) {
+	a.events++
+	name := ev.Name
+	if name == "content_block_delta" || name == "" || name == "message" {
+		if d, ok, err := a.fastDelta(ev.Data); ok || err != nil {
+			return d, err
+		}
+	}
+	switch name {
+	case "ping":
+		return Delta{}, nil
+	case "", "message":
+		// No event: line; fall back to the data's type.
+		var t struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(ev.Data, &t) != nil || t.Type == "" || t.Type == "message" {
+			return Delta{}, nil
+		}
+		name = t.Type
+	case "message_start", "content_block_start", "content_block_delta", "content_block_stop",
+		"message_delta", "message_stop", "error":
+	default:
+		return Delta{}, nil // unknown event: ignored
+	}
+	var w wireEvent
+	if err := json.Unmarshal(ev.Data, &w); err != nil {
+		return Delta{}, fmt.Errorf("event %s: %w", name, err)
+	}
+	if name == "error" {
+		se := &StreamError{Type: "api_error", Message: string(ev.Data)}
+		if w.Error != nil {
+			se.Type, se.Message = w.Error.Type, w.Error.Message
+		}
+		return Delta{}, se
+	}
+	if name != "message_start" && !a.started {
+		return Delta{}, fmt.Errorf("event %s before message_start", name)
+	}
+	if a.done {
+		return Delta{}, fmt.Errorf("event %s after message_stop", name)
+	}
+	switch name {
+	case "message_start":
+		return a.messageStart(&w)
+	case "content_block_start":
+		return a.blockStart(&w)
+	case "content_block_delta":
+		return a.blockDelta(&w)
+	case "content_block_stop":
+		return a.blockStop(&w)
+	case "message_delta":
+		d := Delta{}
+		if w.Delta != nil {
+			if w.Delta.StopReason != nil {
+				a.stopReason = *w.Delta.StopReason
+				d.StopReason = a.stopReason
+			}
+			if w.Delta.StopSequence != nil {
+				a.stopSequence = *w.Delta.StopSequence
+			}
+		}
+		if w.Usage != nil {
+			a.usage.apply(w.Usage)
+			u := a.usage
+			d.Usage = &u
+		}
+		return d, nil
+	default: // message_stop
+		a.done = true
+		return Delta{Done: true}, nil
+	}
+}
+
+// fastDelta handles a compact string content_block_delta without
+// encoding/json. ok=false means the general path must decode the event.
+func (a *Accumulator) fastDelta(data []byte) (Delta, bool, error) {
+	idx, kind, raw, escaped, ok := parseStringDelta(data)
+	if !ok || !a.started || a.done {
+		return Delta{}, false, nil
+	}
+	bs, err := a.open(idx, "content_block_delta")
+	if err != nil {
+		return Delta{}, true, err
+	}
+	var dst *[]byte
+	switch {
+	case kind == fastText && bs.b.Type == "text", kind == fastThinking && bs.b.Type == "thinking":
+		dst = &bs.text
+	case kind == fastJSON && isToolBlock(bs.b.Type):
+		dst = &bs.json
+	default:
+		return Delta{}, false, nil // let the general path report the mismatch
+	}
+	start := len(*dst)
+	if escaped {
+		var ok bool
+		if *dst, ok = appendUnescaped(*dst, raw); !ok {
+			*dst = (*dst)[:start]
+			return Delta{}, false, nil
+		}
+	} else {
+		*dst = append(*dst, raw...)
+	}
+	d := Delta{Index: idx}
+	added := (*dst)[start:len(*dst):len(*dst)]
+	switch kind {
+	case fastText:
+		d.Text = added
+	case fastThinking:
+		d.Thinking = added
+	}
+	return d, true, nil
+}
+
+func isToolBlock(t string) bool { return t == "tool_use" || t == "server_tool_use" }
+
+// open returns the started, not yet stopped block at idx.
+func (a *Accumulator) open(idx int, event string) (*blockState, error) {
+	if idx < 0 || idx >= len(a.blocks) {
+		return nil, fmt.Errorf("%s for unknown content block %d (have %d)", event, idx, len(a.blocks))
+	}
+	bs := &a.blocks[idx]
+	if bs.stopped {
+		return nil, fmt.Errorf("%s for content block %d after its content_block_stop", event, idx)
+	}
+	return bs, nil
+}
+
+func (a *Accumulator) messageStart(w *wireEvent) (Delta, error) {
+	if a.started {
+		return Delta{}, errors.New("second message_start")
+	}
+	if w.Message == nil {
+		return Delta{}, errors.New("message_start without message")
+	}
+	a.started = true
+	a.id, a.model = w.Message.ID, w.Message.Model
+	if w.Message.Usage != nil {
+		a.usage.apply(w.Message.Usage)
+	}
+	u := a.usage
+	return Delta{Usage: &u}, nil
+}
+
+func (a *Accumulator) blockStart(w *wireEvent) (Delta, error) {
+	if w.Index == nil {
+		return Delta{}, errors.New("content_block_start without index")
+	}
+	if *w.Index != len(a.blocks) {
+		return Delta{}, fmt.Errorf("content_block_start for block %d, expected %d", *w.Index, len(a.blocks))
+	}
+	var wb wireBlock
+	if err := json.Unmarshal(w.ContentBlock, &wb); err != nil || wb.Type == "" {
+		return Delta{}, fmt.Errorf("content_block_start %d: invalid content_block: %s", *w.Index, errOr(err, "no type"))
+	}
+	bs := blockState{b: Block{Type: wb.Type}}
+	switch wb.Type {
+	case "text":
+		bs.text = append(bs.text, wb.Text...)
+		bs.b.Citations = wb.Citations
+	case "thinking":
+		bs.text = append(bs.text, wb.Thinking...)
+		bs.sig = append(bs.sig, wb.Signature...)
+	case "redacted_thinking":
+		bs.b.Data = wb.Data
+	case "tool_use", "server_tool_use":
+		bs.b.ID, bs.b.Name, bs.b.Input = wb.ID, a.Tools.Original(wb.Name), wb.Input
+	default:
+		bs.b.Raw = append(json.RawMessage(nil), w.ContentBlock...)
+	}
+	a.blocks = append(a.blocks, bs)
+	return Delta{Index: *w.Index}, nil
+}
+
+func errOr(err error, s string) string {
+	if err != nil {
+		return err.Error()
+	}
+	return s
+}
+
+func (a *Accumulator) blockDelta(w *wireEvent) (Delta, error) {
+	if w.Index == nil || w.Delta == nil {
+		return Delta{}, errors.New("content_block_delta without index or delta")
+	}
+	idx := *w.Index
+	bs, err := a.open(idx, "content_block_delta")
+	if err != nil {
+		return Delta{}, err
+	}
+	d := Delta{Index: idx}
+	mismatch := func() (Delta, error) {
+		return Delta{}, fmt.Errorf("content_block_delta %s for %s block %d", w.Delta.Type, bs.b.Type, idx)
+	}
+	switch w.Delta.Type {
+	case "text_delta":
+		if bs.b.Type != "text" {
+			return mismatch()
+		}
+		start := len(bs.text)
+		bs.text = append(bs.text, w.Delta.Text...)
+		d.Text = bs.text[start:len(bs.text):len(bs.text)]
+	case "thinking_delta":
+		if bs.b.Type != "thinking" {
+			return mismatch()
+		}
+		start := len(bs.text)
+		bs.text = append(bs.text, w.Delta.Thinking...)
+		d.Thinking = bs.text[start:len(bs.text):len(bs.text)]
+	case "signature_delta":
+		if bs.b.Type != "thinking" {
+			return mismatch()
+		}
+		bs.sig = append(bs.sig, w.Delta.Signature...)
+	case "input_json_delta":
+		if !isToolBlock(bs.b.Type) {
+			return mismatch()
+		}
+		bs.json = append(bs.json, w.Delta.PartialJSON...)
+	case "citations_delta":
+		if bs.b.Type != "text" {
+			return mismatch()
+		}
+		bs.b.Citations = append(bs.b.Citations, append(json.RawMessage(nil), w.Delta.Citation...))
+	}
+	return d, nil // unknown delta types are ignored
+}
+
+func (a *Accumulator) blockStop(w *wireEvent) (Delta, error) {
+	if w.Index == nil {
+		return Delta{}, errors.New("content_block_stop without index")
+	}
+	idx := *w.Index
+	bs, err := a.open(idx, "content_block_stop")
+	if err != nil {
+		return Delta{}, err
+	}
+	if isToolBlock(bs.b.Type) && len(bs.json) > 0 {
+		if !json.Valid(bs.json) {
+			return Delta{}, fmt.Errorf("content block %d (%s %q): invalid input JSON %q", idx, bs.b.Type, bs.b.Name, truncate(bs.json, 80))
+		}
+		bs.b.Input = append(json.RawMessage(nil), bs.json...)
+	}
+	bs.stopped = true
+	d := Delta{Index: idx}
+	if isToolBlock(bs.b.Type) {
+		b := a.block(idx)
+		d.ToolUse = &b
+	}
+	return d, nil
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
+
+// apply overwrites the fields present in w (usage is cumulative).
+func (u *Usage) apply(w *wireUsage) {
+	set := func(dst *int64, src *int64) {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	set(&u.InputTokens, w.InputTokens)
+	set(&u.OutputTokens, w.OutputTokens)
+	set(&u.CacheCreationInputTokens, w.CacheCreationInputTokens)
+	set(&u.CacheReadInputTokens, w.CacheReadInputTokens)
+	if c := w.CacheCreation; c != nil {
+		set(&u.CacheCreation5m, c.Ephemeral5m)
+		set(&u.CacheCreation1h, c.Ephemeral1h)
+	}
+	if o := w.OutputTokensDetails; o != nil {
+		set(&u.ThinkingTokens, o.ThinkingTokens)
+	}
+	if s := w.ServerToolUse; s != nil {
+		set(&u.WebSearchRequests, s.WebSearchRequests)
+		set(&u.WebFetchRequests, s.WebFetchRequests)
+	}
+}
+
+// block materialises block i.
+func (a *Accumulator) block(i int) Block {
+	bs := &a.blocks[i]
+	b := bs.b
+	switch b.Type {
+	case "text":
+		b.Text = string(bs.text)
+	case "thinking":
+		b.Thinking, b.Signature = string(bs.text), string(bs.sig)
+	}
+	return b
+}
+
+// Done reports whether message_stop arrived.
+func (a *Accumulator) Done() bool { return a.done }
+
+// Usage returns the usage so far.
+func (a *Accumulator) Usage() Usage { return a.usage }
+
+// Message returns the message built so far (complete once Done). Tool blocks
+// that never stopped keep the input from their content_block_start.
+func (a *Accumulator) Message() *Message {
+	m := &Message{ID: a.id, Model: a.model, StopReason: a.stopReason, StopSequence: a.stopSequence, Usage: a.usage}
+	m.Content = make([]Block, len(a.blocks))
+	for i := range a.blocks {
+		m.Content[i] = a.block(i)
+	}
+	return m
+}
+
+// Finish returns nil after message_stop, else ErrTruncated wrapped with what
+// arrived.
+func (a *Accumulator) Finish() error {
+	if a.done {
+		return nil
+	}
+	return fmt.Errorf("%w (after %d events, %d content blocks, output_tokens %s)",
+		ErrTruncated, a.events, len(a.blocks), strconv.FormatInt(a.usage.OutputTokens, 10))
+}
+
+// ReadMessage decodes and accumulates the SSE stream r until message_stop or
+// EOF, calling onDelta (if non-nil) for every event's Delta. It returns the
+// message so far together with the first error: a read error, an error from
+// Add or onDelta, or ErrTruncated. tools, if non-nil, maps tool names back.
+func ReadMessage(r io.Reader, tools *ToolNames, onDelta func(Delta) error) (*Message, error) {
+	dec := NewDecoder(r)
+	acc := Accumulator{Tools: tools}
+	for !acc.Done() && dec.Next() {
+		d, err := acc.Add(dec.Event())
+		if err != nil {
+			return acc.Message(), err
+		}
+		if onDelta != nil {
+			if err := onDelta(d); err != nil {
+				return acc.Message(), err
+			}
+		}
+	}
+	if err := dec.Err(); err != nil {
+		return acc.Message(), err
+	}
+	return acc.Message(), acc.Finish()
+}
