@@ -13,6 +13,6 @@ import (
 	_ "github.com/urfave/cli/v2"
 	_ "github.com/zalando/go-keyring"
 	_ "golang.org/x/oauth2"
-	_ "golang.org/x/term"
 	_ "golang.org/x/sync/singleflight"
+	_ "golang.org/x/term"
 )
