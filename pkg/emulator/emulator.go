@@ -123,6 +123,7 @@ func New(opts Options) *Emulator {
 	mux.HandleFunc("GET /oauth/authorize", e.handleAuthorize)
 	mux.HandleFunc("POST /v1/oauth/token", e.handleToken)
 	mux.HandleFunc("POST /v1/messages", e.handleMessages)
+	mux.HandleFunc("POST /v1/messages/count_tokens", e.handleCountTokens)
 	mux.HandleFunc("GET /api/oauth/usage", e.handleUsage)
 	mux.HandleFunc("GET /_emulator/stats", e.handleStats)
 	mux.HandleFunc("POST /_emulator/reset", e.handleReset)

@@ -212,14 +212,14 @@ func (e *Emulator) handleMessages(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("request-id", e.requestID())
 	m := e.newMessage(&req, reply)
 	if !req.Stream {
-		if out.Midstream {
+		if out.Midstream || out.MidstreamEarly {
 			e.apiError(w, 529, "overloaded_error", "Overloaded", nil)
 			return
 		}
 		e.writeJSONMessage(w, m)
 		return
 	}
-	e.writeStream(r.Context(), w, m, out.Midstream)
+	e.writeStream(r.Context(), w, m, out.Midstream, out.MidstreamEarly)
 }
 
 func defaultMessage(status int) string {

@@ -56,7 +56,10 @@ type Outcome struct {
 	Type       string `json:"type,omitempty"`        // error type; default from the status
 	Message    string `json:"message,omitempty"`     // error message
 	Midstream  bool   `json:"midstream,omitempty"`   // 200 stream cut by an overloaded error event
-	DelayMS    int    `json:"delay_ms,omitempty"`    // wait before answering
+	// MidstreamEarly sends the overloaded error event right after
+	// message_start, before any content (with Midstream: after a few deltas).
+	MidstreamEarly bool `json:"midstream_early,omitempty"`
+	DelayMS        int  `json:"delay_ms,omitempty"` // wait before answering
 }
 
 // Reply is the scripted assistant message. Zero fields take the defaults.
@@ -148,7 +151,7 @@ func (sc *Scenario) validate() error {
 			if o.Status < 200 || o.Status > 599 || (o.Status >= 201 && o.Status < 400) {
 				return fmt.Errorf("tokens[%d].outcomes[%d]: status %d is not 200 or an error status", i, j, o.Status)
 			}
-			if o.Midstream && o.Status != 200 {
+			if (o.Midstream || o.MidstreamEarly) && o.Status != 200 {
 				return fmt.Errorf("tokens[%d].outcomes[%d]: midstream needs status 200", i, j)
 			}
 		}

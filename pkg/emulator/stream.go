@@ -389,8 +389,9 @@ func (s *sse) delta(index int, typ, field string, v vtext, a, b int) {
 }
 
 // writeStream answers a streaming request; with midstream the stream is
-// cut by an overloaded error event after a few text deltas.
-func (e *Emulator) writeStream(ctx context.Context, w http.ResponseWriter, m *message, midstream bool) {
+// cut by an overloaded error event after a few text deltas, with early right
+// after message_start.
+func (e *Emulator) writeStream(ctx context.Context, w http.ResponseWriter, m *message, midstream, early bool) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
@@ -407,6 +408,13 @@ func (e *Emulator) writeStream(ctx context.Context, w http.ResponseWriter, m *me
 		s.end()
 	}
 	s.ping()
+	if early {
+		if s.begin("error") {
+			s.w.WriteString(`{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}`)
+			s.end()
+		}
+		return
+	}
 
 	blocks := m.blocks
 	if midstream {

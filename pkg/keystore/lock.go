@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -42,6 +43,13 @@ func Lock(ctx context.Context, target string, opts LockOptions) (unlock func() e
 		err := os.Mkdir(dir, 0o700)
 		if err == nil {
 			return startRefresher(dir, opts.Refresh), nil
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			// First write into a fresh agent dir: create it as pi does (0700).
+			if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+				return nil, fmt.Errorf("lock %s: %w", dir, err)
+			}
+			continue
 		}
 		if !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("lock %s: %w", dir, err)

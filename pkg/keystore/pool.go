@@ -24,6 +24,7 @@ type KeyState struct {
 	NeedsReauth    bool
 	UnifiedStatus  string  // last anthropic-ratelimit-unified-status seen
 	Utilization    float64 // highest window utilisation last seen
+	Replaces       string  // fingerprint of the key this one replaced in a refresh (see Follow)
 
 	extra map[string]json.RawMessage
 }
@@ -121,6 +122,7 @@ func (p *Pool) Replace(i int, newTok string) {
 	if !slices.Contains(p.Keys, oldTok) {
 		delete(p.States, Fingerprint(oldTok))
 	}
+	st.Replaces = Fingerprint(oldTok)
 	p.States[Fingerprint(newTok)] = &st
 }
 
@@ -140,6 +142,7 @@ type stateJSON struct {
 	NeedsReauth    bool    `json:"needs_reauth,omitempty"`
 	UnifiedStatus  string  `json:"unified_status,omitempty"`
 	Utilization    float64 `json:"utilization,omitempty"`
+	Replaces       string  `json:"replaces,omitempty"`
 }
 
 // stateFields maps each known state field to a pointer into s and the type
@@ -157,7 +160,7 @@ func stateFields(s *stateJSON) map[string]struct {
 		"expires": {&s.Expires, "an integer (epoch milliseconds)"}, "account": {&s.Account, "a string"},
 		"cooldown_until": {&s.CooldownUntil, "an RFC 3339 time string"}, "cooldown_reason": {&s.CooldownReason, "a string"},
 		"needs_reauth": {&s.NeedsReauth, "a boolean"}, "unified_status": {&s.UnifiedStatus, "a string"},
-		"utilization": {&s.Utilization, "a number"},
+		"utilization": {&s.Utilization, "a number"}, "replaces": {&s.Replaces, "a string"},
 	}
 }
 
@@ -275,12 +278,13 @@ func parseState(d *doc, ptr string, raw json.RawMessage) (*KeyState, error) {
 	}
 	st.Label, st.Refresh, st.Expires, st.Account = sj.Label, sj.Refresh, sj.Expires, sj.Account
 	st.CooldownReason, st.NeedsReauth, st.UnifiedStatus, st.Utilization = sj.CooldownReason, sj.NeedsReauth, sj.UnifiedStatus, sj.Utilization
+	st.Replaces = sj.Replaces
 	return st, nil
 }
 
 func (st *KeyState) marshal() (json.RawMessage, error) {
 	sj := stateJSON{Label: st.Label, Refresh: st.Refresh, Expires: st.Expires, Account: st.Account,
-		CooldownReason: st.CooldownReason, NeedsReauth: st.NeedsReauth, UnifiedStatus: st.UnifiedStatus, Utilization: st.Utilization}
+		CooldownReason: st.CooldownReason, NeedsReauth: st.NeedsReauth, UnifiedStatus: st.UnifiedStatus, Utilization: st.Utilization, Replaces: st.Replaces}
 	if !st.CooldownUntil.IsZero() {
 		sj.CooldownUntil = st.CooldownUntil.UTC().Format(time.RFC3339Nano)
 	}
