@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// newApp builds the command tree. Each command lives in its own file and is
+// constructed with the Factory; flags here are the global ones.
+func newApp(f *Factory) *cli.App {
+	app := &cli.App{
+		Name:                 "piauth",
+		Usage:                "Claude Pro/Max OAuth, key pool and rotation for the terminal and pi",
+		Version:              version,
+		HideHelpCommand:      true,
+		EnableBashCompletion: false,
+		Reader:               f.IO.In,
+		Writer:               f.IO.Out,
+		ErrWriter:            f.IO.ErrOut,
+		ExitErrHandler:       func(*cli.Context, error) {}, // main maps errors to exit codes
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return &usageError{err}
+		},
+		CommandNotFound: nil,
+		Flags:           globalFlags(f),
+		Before: func(c *cli.Context) error {
+			return applyGlobalFlags(f, c)
+		},
+		Commands: commands(f),
+	}
+	app.CustomAppHelpTemplate = cli.AppHelpTemplate + "\n" + exitCodesHelp + "\n"
+	app.Action = func(c *cli.Context) error {
+		if c.Args().Len() > 0 {
+			return usagef("unknown command %q (see 'piauth --help')", c.Args().First())
+		}
+		return cli.ShowAppHelp(c)
+	}
+	setUsageErrors(app.Commands)
+	return app
+}
+
+// commands lists every top-level command, one file each.
+func commands(f *Factory) []*cli.Command {
+	return []*cli.Command{
+		newLoginCmd(f),
+		newLogoutCmd(f),
+		newTokenCmd(f),
+		newStatusCmd(f),
+		newKeyCmd(f),
+		newChatCmd(f),
+		newProxyCmd(f),
+		newEmulatorCmd(f),
+		newCompletionCmd(f),
+	}
+}
+
+// setUsageErrors makes flag errors of every (sub)command usage errors (exit 2)
+// and gives parent commands an action that rejects unknown subcommands.
+func setUsageErrors(cmds []*cli.Command) {
+	for _, c := range cmds {
+		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return &usageError{err} }
+		if len(c.Subcommands) > 0 && c.Action == nil {
+			c.Action = func(cc *cli.Context) error {
+				if cc.Args().Len() > 0 {
+					return usagef("unknown command %q for %q", cc.Args().First(), cc.Command.FullName())
+				}
+				return cli.ShowSubcommandHelp(cc)
+			}
+		}
+		setUsageErrors(c.Subcommands)
+	}
+}
+
+func globalFlags(f *Factory) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{
+			Name:  "dir",
+			Usage: "pi agent `DIR` holding auth.json and key-rotation.json (default ~/.pi/agent) [$PI_CODING_AGENT_DIR]",
+		},
+		&cli.StringFlag{
+			Name:  "keyring",
+			Usage: "OS keyring `MODE`: auto (use it when it answers), on (required), off [$PIAUTH_KEYRING]",
+		},
+		&cli.BoolFlag{
+			Name:  "no-color",
+			Usage: "disable colour (also NO_COLOR)",
+		},
+	}
+}
+
+// applyGlobalFlags copies the global flags into the Factory.
+func applyGlobalFlags(f *Factory, c *cli.Context) error {
+	// Environment variables are read through the Factory (not by urfave/cli)
+	// so tests can inject them; a flag always wins over its variable.
+	f.Dir = flagOrEnv(f, c, "dir", "PI_CODING_AGENT_DIR")
+	mode := flagOrEnv(f, c, "keyring", "PIAUTH_KEYRING")
+	f.KeyringMode = strings.ToLower(mode)
+	switch f.KeyringMode {
+	case "":
+		f.KeyringMode = "auto"
+	case "auto", "on", "off":
+	default:
+		return usagef("--keyring must be auto, on or off, not %q", mode)
+	}
+	f.NoColor = c.Bool("no-color") || f.Getenv("NO_COLOR") != ""
+	if f.NoColor {
+		f.IO.DisableColor()
+	}
+	return nil
+}
+
+// flagOrEnv returns the flag's value when it was given, else the variable's.
+func flagOrEnv(f *Factory, c *cli.Context, flag, env string) string {
+	if c.IsSet(flag) {
+		return c.String(flag)
+	}
+	return f.Getenv(env)
+}
+
+// run executes piauth with args (args[0] is the program name) and returns the
+// exit code. Errors are printed here, once.
+func run(ctx context.Context, f *Factory, args []string) int {
+	err := newApp(f).RunContext(ctx, args)
+	code := exitCode(err)
+	if err != nil && err.Error() != "" {
+		fmt.Fprintf(f.IO.ErrOut, "piauth: %s\n", err)
+	}
+	return code
+}

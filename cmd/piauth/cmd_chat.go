@@ -1,0 +1,376 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/piauth/piauth/pkg/stream"
+)
+
+// Chat defaults. The model can also be set with PIAUTH_MODEL.
+const (
+	defaultChatModel     = "claude-sonnet-4-5"
+	defaultChatMaxTokens = 4096
+	minThinkingBudget    = 1024 // the API's minimum thinking budget
+)
+
+// chatOptions are the inputs of `piauth chat`.
+type chatOptions struct {
+	IO *IOStreams
+	// Messages builds the authenticated Messages client (Factory.MessagesClient).
+	Messages func(ctx context.Context, o messagesOptions) (*messagesClient, error)
+
+	Args         []string // prompt words
+	Model        string
+	System       string
+	MaxTokens    int
+	MaxTokensSet bool // --max-tokens was given (else it grows to fit --thinking)
+	Thinking     int  // thinking budget, 0 = off
+	ToolsFile    string
+	Stream       bool
+	JSON         bool
+	ShowThinking bool
+	Interactive  bool
+	Wait         bool
+}
+
+func newChatCmd(f *Factory) *cli.Command {
+	return &cli.Command{
+		Name:      "chat",
+		Usage:     "talk to Claude over the Messages API",
+		ArgsUsage: "[PROMPT…]",
+		Description: `Sends PROMPT (the arguments, with piped stdin prepended and a blank line
+between them) with the pool's active key, or auth.json's login, and prints the
+answer. Without a prompt and with a terminal on stdin it starts an interactive
+conversation (-i forces it; /exit or EOF ends it).
+
+Without --stream the answer is still streamed from the API but printed once
+complete. Thinking goes to stderr (dimmed) with --show-thinking or when stderr
+is a terminal; tool calls are shown on stderr as "tool_use NAME {json}" and
+end the run with stop_reason tool_use (running the tool is the caller's job).
+The last stderr line is the accounting, e.g.
+  in 1,234 · out 567 · cache read 2,048 · cache write 0 · $0.0123 · 🔑 2/3
+--json writes one JSON object per line instead (see the README).
+
+The default model is ` + defaultChatModel + ` ($PIAUTH_MODEL overrides it); --max-tokens
+defaults to 4096, raised above --thinking when only --thinking is given.`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "stream", Usage: "print the answer as it arrives"},
+			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "`MODEL` id (default " + defaultChatModel + ") [$PIAUTH_MODEL]"},
+			&cli.StringFlag{Name: "system", Aliases: []string{"s"}, Usage: "system `PROMPT`"},
+			&cli.IntFlag{Name: "max-tokens", Value: defaultChatMaxTokens, Usage: "maximum output `TOKENS`"},
+			&cli.IntFlag{Name: "thinking", Usage: "extended thinking budget in `TOKENS` (≥ 1024, 0 = off)"},
+			&cli.StringFlag{Name: "tools", Usage: "`FILE` with a JSON array of Anthropic tool definitions"},
+			&cli.BoolFlag{Name: "json", Usage: "write NDJSON events and the final message on stdout"},
+			&cli.BoolFlag{Name: "show-thinking", Usage: "show thinking on stderr even when it is not a terminal"},
+			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "multi-turn conversation, one prompt per line"},
+			&cli.BoolFlag{Name: "wait", Usage: "when every pooled key is rate-limited, wait for the first to free"},
+		},
+		Action: func(c *cli.Context) error {
+			opts := &chatOptions{
+				IO:           f.IO,
+				Messages:     f.MessagesClient,
+				Args:         c.Args().Slice(),
+				Model:        c.String("model"),
+				System:       c.String("system"),
+				MaxTokens:    c.Int("max-tokens"),
+				MaxTokensSet: c.IsSet("max-tokens"),
+				Thinking:     c.Int("thinking"),
+				ToolsFile:    c.String("tools"),
+				Stream:       c.Bool("stream"),
+				JSON:         c.Bool("json"),
+				ShowThinking: c.Bool("show-thinking"),
+				Interactive:  c.Bool("interactive"),
+				Wait:         c.Bool("wait"),
+			}
+			if opts.Model == "" {
+				opts.Model = f.Getenv("PIAUTH_MODEL")
+			}
+			if opts.Model == "" {
+				opts.Model = defaultChatModel
+			}
+			return chatRun(c.Context, opts)
+		},
+	}
+}
+
+// chatRun validates the options, reads the prompt and runs one turn, or the
+// interactive loop.
+func chatRun(ctx context.Context, opts *chatOptions) error {
+	if err := opts.checkLimits(); err != nil {
+		return err
+	}
+	tools, err := loadTools(opts.ToolsFile)
+	if err != nil {
+		return err
+	}
+	prompt, interactive, err := opts.prompt()
+	if err != nil {
+		return err
+	}
+	client, err := opts.Messages(ctx, messagesOptions{Wait: opts.Wait})
+	if err != nil {
+		return err
+	}
+	s := &chatSession{opts: opts, client: client, tools: tools}
+	if interactive {
+		return s.loop(ctx, prompt)
+	}
+	_, err = s.turn(ctx, prompt)
+	return err
+}
+
+// checkLimits validates --max-tokens and --thinking, raising the default
+// max tokens above the thinking budget.
+func (o *chatOptions) checkLimits() error {
+	switch {
+	case o.MaxTokens <= 0:
+		return usagef("--max-tokens must be positive")
+	case o.Thinking < 0, o.Thinking > 0 && o.Thinking < minThinkingBudget:
+		return usagef("--thinking must be at least %d tokens (or 0 for off)", minThinkingBudget)
+	case o.Thinking >= o.MaxTokens && !o.MaxTokensSet:
+		o.MaxTokens = o.Thinking + defaultChatMaxTokens
+	case o.Thinking >= o.MaxTokens:
+		return usagef("--max-tokens (%d) must exceed --thinking (%d)", o.MaxTokens, o.Thinking)
+	}
+	return nil
+}
+
+// prompt builds the first prompt. Piped stdin comes first, then a blank line,
+// then the arguments (as llm does). interactive is true with -i, or with
+// neither arguments nor piped stdin; then stdin is left for the loop and the
+// arguments, if any, are the first turn.
+func (o *chatOptions) prompt() (prompt string, interactive bool, err error) {
+	args := strings.TrimSpace(strings.Join(o.Args, " "))
+	switch {
+	case o.Interactive:
+		return args, true, nil
+	case o.IO.InTTY && args == "":
+		return "", true, nil
+	case o.IO.InTTY:
+		return args, false, nil
+	}
+	in, err := io.ReadAll(o.IO.In)
+	if err != nil {
+		return "", false, fmt.Errorf("read stdin: %w", err)
+	}
+	parts := make([]string, 0, 2)
+	for _, p := range []string{strings.TrimSpace(string(in)), args} {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	if len(parts) == 0 {
+		return "", false, usagef("empty prompt: give it as arguments or on stdin")
+	}
+	return strings.Join(parts, "\n\n"), false, nil
+}
+
+// loadTools reads and validates --tools FILE: a JSON array of tool
+// definitions, each with a name and, for client tools, an input_schema
+// object (server tools, which have a type such as web_search_20250305, need
+// only a name). It returns the compacted array, or nil without a file.
+func loadTools(path string) (json.RawMessage, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usagef("--tools: %w", err)
+	}
+	var defs []map[string]json.RawMessage
+	if err := json.Unmarshal(data, &defs); err != nil {
+		return nil, usagef("--tools %s: not a JSON array of tool definitions: %w", path, err)
+	}
+	if len(defs) == 0 {
+		return nil, usagef("--tools %s: the array holds no tools", path)
+	}
+	for i, d := range defs {
+		var name, typ string
+		if json.Unmarshal(d["name"], &name) != nil || name == "" {
+			return nil, usagef("--tools %s: tool %d has no name", path, i+1)
+		}
+		_ = json.Unmarshal(d["type"], &typ)
+		schema := bytes.TrimSpace(d["input_schema"])
+		if (typ == "" || typ == "custom") && (len(schema) == 0 || schema[0] != '{') {
+			return nil, usagef("--tools %s: tool %q needs an input_schema object", path, name)
+		}
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, data); err != nil {
+		return nil, usagef("--tools %s: %w", path, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// chatSession holds a conversation: the client, the tools and the turns so far.
+type chatSession struct {
+	opts    *chatOptions
+	client  *messagesClient
+	tools   json.RawMessage
+	history []json.RawMessage // user and assistant turns, in order
+}
+
+// turn sends prompt after the history, renders the answer and returns it.
+// The history is not changed (loop decides what to keep).
+func (s *chatSession) turn(ctx context.Context, prompt string) (*stream.Message, error) {
+	o := s.opts
+	params := stream.Params{
+		Model:     o.Model,
+		System:    o.System,
+		MaxTokens: o.MaxTokens,
+		Thinking:  o.Thinking,
+		Messages:  slices.Concat(s.history, []json.RawMessage{stream.UserMessage(prompt)}),
+		Tools:     s.tools,
+		Stream:    true, // always streamed; without --stream the text is printed at the end
+	}
+	body, err := params.Body()
+	if err != nil {
+		return nil, usagef("%w", err)
+	}
+	req, err := stream.NewRequest(ctx, s.client.BaseURL, body)
+	if err != nil {
+		return nil, err
+	}
+	r := newRenderer(o)
+	resp, err := s.client.HTTP.Do(req)
+	if err == nil {
+		err = stream.CheckResponse(resp)
+	}
+	if err != nil {
+		return nil, s.report(ctx, r, nil, err)
+	}
+	defer resp.Body.Close()
+	var sawUsage bool
+	msg, err := stream.ReadMessage(resp.Body, stream.ToolNamesFor(body), func(d stream.Delta) error {
+		sawUsage = sawUsage || d.Usage != nil
+		if err := r.Delta(d); err != nil {
+			return err
+		}
+		return ctx.Err() // Ctrl-C: stop at once with what arrived
+	})
+	if msg.Model == "" {
+		msg.Model = o.Model
+	}
+	if !sawUsage {
+		return msg, s.report(ctx, r, nil, err)
+	}
+	return msg, s.report(ctx, r, msg, err)
+}
+
+// report finishes the rendering of a turn (final text or message object,
+// then the error if any) and writes the accounting line when usage arrived.
+// It returns err as chat reports it.
+func (s *chatSession) report(ctx context.Context, r renderer, msg *stream.Message, err error) error {
+	err = chatError(ctx, err)
+	if ferr := r.Finish(msg, err); ferr != nil && err == nil {
+		err = ferr
+	}
+	if msg != nil {
+		line := stream.FormatUsage(msg.Usage, msg.Model)
+		if k := s.client.KeyLabel(); k != "" {
+			line += " · " + k
+		}
+		fmt.Fprintln(s.opts.IO.ErrOut, s.opts.IO.ErrScheme().Dim(line))
+	}
+	return err
+}
+
+// loop is the interactive conversation: one prompt per line of stdin, first
+// (from the arguments) before them; /exit or EOF ends it. A failed turn is
+// reported and forgotten; Ctrl-C, a missing login or an exhausted pool end
+// the loop with their error.
+func (s *chatSession) loop(ctx context.Context, first string) error {
+	done := make(chan struct{})
+	defer close(done)
+	lines := readLines(s.opts.IO.In, done)
+	prompt := first
+	for {
+		for prompt == "" {
+			if s.opts.IO.InTTY {
+				fmt.Fprint(s.opts.IO.ErrOut, s.opts.IO.ErrScheme().Bold("> "))
+			}
+			select {
+			case <-ctx.Done():
+				return chatError(ctx, ctx.Err())
+			case l, ok := <-lines:
+				if !ok {
+					return nil
+				}
+				prompt = strings.TrimSpace(l)
+			}
+			if prompt == "/exit" {
+				return nil
+			}
+		}
+		msg, err := s.turn(ctx, prompt)
+		if err != nil {
+			if ctx.Err() != nil || exitCode(err) != exitError {
+				return err
+			}
+			fmt.Fprintf(s.opts.IO.ErrOut, "piauth: %s\n", err)
+			prompt = ""
+			continue
+		}
+		s.remember(prompt, msg)
+		prompt = ""
+	}
+}
+
+// remember appends a completed exchange to the history. Tool calls are left
+// out (interactive mode does not run tools, and a tool_use block must be
+// answered by a tool_result); an answer left empty drops the exchange.
+func (s *chatSession) remember(prompt string, msg *stream.Message) {
+	var blocks []stream.Block
+	for _, b := range msg.Content {
+		if b.Type != "tool_use" && b.Type != "server_tool_use" {
+			blocks = append(blocks, b)
+		}
+	}
+	if len(blocks) == 0 {
+		return
+	}
+	content, err := json.Marshal(blocks)
+	if err != nil {
+		return
+	}
+	turn, _ := json.Marshal(struct {
+		Role    string          `json:"role"`
+		Content json.RawMessage `json:"content"`
+	}{"assistant", content})
+	s.history = append(s.history, stream.UserMessage(prompt), turn)
+}
+
+// readLines reads r line by line in the background so the loop can also
+// wait for Ctrl-C. The channel is closed at EOF or on a read error; closing
+// done stops the reader after its current read.
+func readLines(r io.Reader, done <-chan struct{}) <-chan string {
+	ch := make(chan string)
+	go func() {
+		defer close(ch)
+		br := bufio.NewReader(r)
+		for {
+			line, err := br.ReadString('\n')
+			if line != "" {
+				select {
+				case ch <- line:
+				case <-done:
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ch
+}

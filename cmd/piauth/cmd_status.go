@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/piauth/piauth/pkg/keystore"
+	"github.com/piauth/piauth/pkg/pkce"
+)
+
+// statusOptions are the dependencies and flags of `piauth status`.
+type statusOptions struct {
+	IO    *IOStreams
+	Store *keystore.Store
+	Now   func() time.Time
+
+	JSON bool
+}
+
+func newStatusCmd(f *Factory) *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show the login, the key pool and the keyring (tokens masked)",
+		Description: `Shows whether you are logged in and as whom, when the token expires, the key
+pool with the active key (🔑 i/n, "(rotated)"), cooling and needs-login keys,
+and the keyring backend. It only reads files: nothing is refreshed. Being
+logged out is reported, not an error (exit 0); use 'piauth token' to test for
+a usable credential. --json prints stable snake_case fields.`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print JSON (stable snake_case fields)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Len() > 0 {
+				return usagef("status takes no arguments")
+			}
+			store, err := f.Store()
+			if err != nil {
+				return err
+			}
+			return statusRun(c.Context, &statusOptions{IO: f.IO, Store: store, Now: f.Now, JSON: c.Bool("json")})
+		},
+	}
+}
+
+// statusJSON is `piauth status --json`. The field names are stable (README):
+//
+//	logged_in         bool    auth.json holds a Claude ("anthropic") credential
+//	auth              object  the login, null when logged out:
+//	  type            string  "oauth" or "api_key"
+//	  account         string  email of the account when known, else ""
+//	  token           string  masked token
+//	  expires_at      string  RFC 3339 UTC expiry (pi's, 5 min early), "" for API keys
+//	  expires_in_s    int     seconds until expiry, negative once expired, 0 for API keys
+//	  expired         bool    an OAuth token past its expiry (refreshed on next use)
+//	  pooled_as       int     1-based pool index of the same account, 0 when not pooled
+//	pool              object  key-rotation.json:
+//	  size            int     number of keys
+//	  active          int     1-based index of the active key, 0 when empty
+//	  rotated         bool    the seed's "(rotated)" mark
+//	  rotation        bool    rotation is on (2 or more keys)
+//	  indicator       string  "🔑 2/3" or "🔑 2/3 (rotated)", "" without rotation
+//	  keys            array   one object per key, in pool order:
+//	    index           int     1-based
+//	    fingerprint     string  first 12 hex of sha256(token)
+//	    token           string  masked token
+//	    kind            string  "oauth" or "api"
+//	    label           string
+//	    account         string  email when known
+//	    active          bool
+//	    expires_at      string  RFC 3339 UTC, "" when unknown
+//	    expired         bool
+//	    refreshable     bool    has a refresh token
+//	    cooldown_until  string  RFC 3339 UTC while cooling down, else ""
+//	    cooldown_reason string  "rate_limit", "overloaded", …, "" when ready
+//	    needs_reauth    bool    refresh rejected: log in again with --add-to-pool
+//	keyring           string  "off", "on (…)" or "unavailable: REASON"
+//	agent_dir         string  directory of auth.json and key-rotation.json
+type statusJSON struct {
+	LoggedIn bool        `json:"logged_in"`
+	Auth     *authStatus `json:"auth"`
+	Pool     poolStatus  `json:"pool"`
+	Keyring  string      `json:"keyring"`
+	AgentDir string      `json:"agent_dir"`
+}
+
+type authStatus struct {
+	Type       string `json:"type"`
+	Account    string `json:"account"`
+	Token      string `json:"token"`
+	ExpiresAt  string `json:"expires_at"`
+	ExpiresInS int64  `json:"expires_in_s"`
+	Expired    bool   `json:"expired"`
+	PooledAs   int    `json:"pooled_as"`
+}
+
+type poolStatus struct {
+	Size      int         `json:"size"`
+	Active    int         `json:"active"`
+	Rotated   bool        `json:"rotated"`
+	Rotation  bool        `json:"rotation"`
+	Indicator string      `json:"indicator"`
+	Keys      []keyStatus `json:"keys"`
+}
+
+type keyStatus struct {
+	Index          int    `json:"index"`
+	Fingerprint    string `json:"fingerprint"`
+	Token          string `json:"token"`
+	Kind           string `json:"kind"`
+	Label          string `json:"label"`
+	Account        string `json:"account"`
+	Active         bool   `json:"active"`
+	ExpiresAt      string `json:"expires_at"`
+	Expired        bool   `json:"expired"`
+	Refreshable    bool   `json:"refreshable"`
+	CooldownUntil  string `json:"cooldown_until"`
+	CooldownReason string `json:"cooldown_reason"`
+	NeedsReauth    bool   `json:"needs_reauth"`
+}
+
+// statusRun reads auth.json, the pool and the keyring state and reports them.
+func statusRun(_ context.Context, opts *statusOptions) error {
+	st, err := collectStatus(opts.Store, opts.Now())
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		enc := json.NewEncoder(opts.IO.Out)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		return enc.Encode(st)
+	}
+	printStatus(opts.IO.Out, opts.IO.OutScheme(), st, opts.Now())
+	return nil
+}
+
+// collectStatus builds the report; only masked tokens leave it.
+func collectStatus(store *keystore.Store, now time.Time) (*statusJSON, error) {
+	cred, err := store.Auth()
+	if errors.Is(err, keystore.ErrNotFound) {
+		cred, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	p, err := store.Pool()
+	if err != nil {
+		return nil, err
+	}
+	st := &statusJSON{LoggedIn: cred != nil, Keyring: store.KeyringState(), AgentDir: store.Dir()}
+	st.Pool = poolStatus{Size: len(p.Keys), Rotated: p.Rotated, Rotation: len(p.Keys) >= 2, Keys: []keyStatus{}}
+	if len(p.Keys) > 0 {
+		st.Pool.Active = min(max(p.Active, 0), len(p.Keys)-1) + 1
+	}
+	if st.Pool.Rotation {
+		st.Pool.Indicator = fmt.Sprintf("🔑 %d/%d", st.Pool.Active, st.Pool.Size)
+		if p.Rotated {
+			st.Pool.Indicator += " (rotated)"
+		}
+	}
+	for i, k := range p.Keys {
+		ks := p.State(i)
+		st.Pool.Keys = append(st.Pool.Keys, keyStatus{
+			Index: i + 1, Fingerprint: keystore.Fingerprint(k), Token: keystore.Mask(k),
+			Kind: string(keystore.KindOf(k)), Label: ks.Label, Account: ks.Account,
+			Active: i+1 == st.Pool.Active, ExpiresAt: rfc3339Ms(ks.Expires),
+			Expired: ks.Expires != 0 && now.UnixMilli() >= ks.Expires, Refreshable: ks.Refresh != "",
+			CooldownUntil: cooldownString(ks, now), CooldownReason: cooldownReason(ks, now), NeedsReauth: ks.NeedsReauth,
+		})
+	}
+	if cred != nil {
+		a := &authStatus{Type: cred.Type, Token: keystore.Mask(cred.Token())}
+		if cred.Type == "oauth" {
+			a.ExpiresAt = rfc3339Ms(cred.Expires)
+			a.ExpiresInS = (cred.Expires - now.UnixMilli()) / 1000
+			a.Expired = cred.Expired(now)
+		}
+		if raw := cred.Field(pkce.AccountField); raw != nil {
+			_ = json.Unmarshal(raw, &a.Account) // a non-string value is ignored
+		}
+		if i := pkce.LinkedKey(p, cred); i >= 0 {
+			a.PooledAs = i + 1
+			if a.Account == "" {
+				a.Account = p.State(i).Account
+			}
+		}
+		st.Auth = a
+	}
+	return st, nil
+}
+
+func rfc3339Ms(ms int64) string {
+	if ms == 0 {
+		return ""
+	}
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339)
+}
+
+func cooldownString(ks *keystore.KeyState, now time.Time) string {
+	if !ks.CooldownUntil.After(now) {
+		return ""
+	}
+	return ks.CooldownUntil.UTC().Format(time.RFC3339)
+}
+
+func cooldownReason(ks *keystore.KeyState, now time.Time) string {
+	if !ks.CooldownUntil.After(now) {
+		return ""
+	}
+	return ks.CooldownReason
+}
+
+// printStatus renders the report for humans.
+func printStatus(w io.Writer, cs Scheme, st *statusJSON, now time.Time) {
+	if a := st.Auth; a != nil {
+		who := ""
+		if a.Account != "" {
+			who = " as " + cs.Bold(a.Account)
+		}
+		fmt.Fprintf(w, "%s Logged in%s (%s)\n", cs.Green("✓"), who, a.Type)
+		fmt.Fprintf(w, "  token    %s\n", a.Token)
+		if a.ExpiresAt != "" {
+			exp, _ := time.Parse(time.RFC3339, a.ExpiresAt)
+			if a.Expired {
+				fmt.Fprintf(w, "  expires  %s (%s); refreshed on next use\n", cs.Yellow("expired "+relDuration(now.Sub(exp))+" ago"), a.ExpiresAt)
+			} else {
+				fmt.Fprintf(w, "  expires  in %s (%s)\n", relDuration(exp.Sub(now)), a.ExpiresAt)
+			}
+		}
+		if a.PooledAs > 0 {
+			fmt.Fprintf(w, "  pooled   as key %d/%d\n", a.PooledAs, st.Pool.Size)
+		}
+	} else {
+		fmt.Fprintf(w, "%s Not logged in (run piauth login)\n", cs.Red("✗"))
+	}
+
+	switch p := st.Pool; {
+	case p.Size == 0:
+		fmt.Fprintln(w, "Key pool: empty")
+	case !p.Rotation:
+		fmt.Fprintln(w, "Key pool: 1 key (rotation needs 2 or more)")
+	default:
+		fmt.Fprintf(w, "Key pool: %d keys, %s\n", p.Size, cs.Bold(p.Indicator))
+	}
+	for _, k := range st.Pool.Keys {
+		mark := " "
+		if k.Active {
+			mark = "*"
+		}
+		line := fmt.Sprintf(" %s key %d  %s", mark, k.Index, k.Token)
+		if k.Label != "" {
+			line += "  " + k.Label
+		}
+		if k.Account != "" {
+			line += "  " + k.Account
+		}
+		switch {
+		case k.NeedsReauth:
+			line += "  " + cs.Red("needs a new login (piauth login --add-to-pool)")
+		case k.CooldownUntil != "":
+			until, _ := time.Parse(time.RFC3339, k.CooldownUntil)
+			line += "  " + cs.Yellow(fmt.Sprintf("cooling down until %s (%s, in %s)", k.CooldownUntil, k.CooldownReason, relDuration(until.Sub(now))))
+		case k.Expired && !k.Refreshable:
+			line += "  " + cs.Red("expired, cannot be refreshed")
+		case k.Expired:
+			line += "  " + cs.Dim("expired; refreshed on next use")
+		default:
+			line += "  " + cs.Green("ready")
+		}
+		fmt.Fprintln(w, line)
+	}
+	fmt.Fprintf(w, "Keyring: %s\n", st.Keyring)
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Exit codes, documented in `piauth --help` and the README.
+const (
+	exitOK          = 0
+	exitError       = 1
+	exitUsage       = 2
+	exitNoKey       = 3 // not logged in / no usable key
+	exitAllLimited  = 4 // every key is rate-limited
+	exitInterrupted = 130
+)
+
+const exitCodesHelp = `EXIT CODES:
+   0    success
+   1    error
+   2    usage error (bad flag, argument or empty prompt)
+   3    not logged in, or no usable key
+   4    every key in the pool is rate-limited
+   130  interrupted (Ctrl-C)`
+
+// usageError marks a mistake in how piauth was called (exit 2).
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// usagef returns a usage error (exit 2).
+func usagef(format string, a ...any) error {
+	return &usageError{fmt.Errorf(format, a...)}
+}
+
+// exitCoder is implemented by errors that choose their own exit code.
+type exitCoder interface{ ExitCode() int }
+
+// codedError attaches an exit code to an error.
+type codedError struct {
+	code int
+	err  error
+}
+
+func (e *codedError) Error() string { return e.err.Error() }
+func (e *codedError) Unwrap() error { return e.err }
+func (e *codedError) ExitCode() int { return e.code }
+
+// withCode wraps err so that it exits with code.
+func withCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &codedError{code: code, err: err}
+}
+
+// exitCode maps an error to the process exit code. This is the only place
+// errors become exit codes.
+func exitCode(err error) int {
+	var ue *usageError
+	var ec exitCoder
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &ec):
+		return ec.ExitCode()
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	}
+	if code, ok := packageExitCode(err); ok {
+		return code
+	}
+	return exitError
+}

@@ -1,0 +1,364 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/piauth/piauth/pkg/emulator"
+	"github.com/piauth/piauth/pkg/keystore"
+	"github.com/piauth/piauth/pkg/stream"
+)
+
+// proxyTok is a short, obviously fake OAuth access token built at run time.
+func proxyTok(seed string) string { return "sk-ant-" + "oat01-" + seed + "-proxycmd-fake" }
+
+// proxyCmdEnv is an agent dir logged in with a fake token, and an emulator.
+type proxyCmdEnv struct {
+	dir string
+	tok string
+	emu *emulator.Emulator
+	url string
+}
+
+func newProxyCmdEnv(t *testing.T, opts emulator.Options) *proxyCmdEnv {
+	t.Helper()
+	e := &proxyCmdEnv{dir: t.TempDir(), tok: proxyTok("auth"), emu: emulator.New(opts)}
+	srv := httptest.NewServer(e.emu)
+	t.Cleanup(srv.Close)
+	e.url = srv.URL
+	doc := map[string]any{"anthropic": map[string]any{
+		"type": "oauth", "access": e.tok, "refresh": "", "expires": time.Now().Add(24 * time.Hour).UnixMilli(),
+	}}
+	b, err := json.Marshal(doc)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(e.dir, keystore.AuthFileName), b, 0o600))
+	return e
+}
+
+func (e *proxyCmdEnv) args(args ...string) []string {
+	return append([]string{"piauth", "--dir", e.dir, "--keyring", "off"}, args...)
+}
+
+// runningProxy is an in-process `piauth proxy`.
+type runningProxy struct {
+	url, key string
+	stderr   *bytes.Buffer // read only after stop
+	stop     func() int
+}
+
+// startProxyCmd runs `piauth proxy ARGS` in-process and reads its usage
+// lines (listening line first) for the URL and client key.
+func (e *proxyCmdEnv) startProxyCmd(t *testing.T, args ...string) *runningProxy {
+	t.Helper()
+	f, bufs := newTestFactory("", map[string]string{"ANTHROPIC_BASE_URL": e.url})
+	pr, pw := io.Pipe()
+	f.IO.Out = pw
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, f, e.args(append([]string{"proxy", "--addr", "127.0.0.1:0"}, args...)...))
+		pw.Close()
+	}()
+	br := bufio.NewReader(pr)
+	first, err := br.ReadString('\n')
+	require.NoError(t, err, "stderr: %s", bufs.Err)
+	require.True(t, strings.HasPrefix(first, "listening on http://"), "first line: %q", first)
+	rp := &runningProxy{stderr: bufs.Err, stop: func() int { cancel(); return <-done }}
+	for {
+		line, err := br.ReadString('\n')
+		require.NoError(t, err)
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "export "); ok {
+			for _, kv := range strings.Fields(rest) {
+				k, v, _ := strings.Cut(kv, "=")
+				switch k {
+				case "ANTHROPIC_BASE_URL":
+					rp.url = v
+				case "ANTHROPIC_API_KEY":
+					rp.key = v
+				}
+			}
+			break
+		}
+	}
+	go io.Copy(io.Discard, br) //nolint:errcheck // drain
+	if !strings.HasPrefix(first, "listening on http://0.0.0.0:") {
+		assert.Equal(t, strings.TrimSpace(strings.TrimPrefix(first, "listening on ")), rp.url)
+	}
+	return rp
+}
+
+func chatBody(streamed bool) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"model": "claude-sonnet-4-5", "max_tokens": 128, "stream": streamed, "system": "Be terse.",
+		"messages": []any{map[string]any{"role": "user", "content": "hi"}},
+	})
+	return b
+}
+
+// proxyPost sends a Messages request to the proxy with header k: v (none when k is "").
+func proxyPost(t *testing.T, url string, streamed bool, k, v string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url+"/v1/messages", bytes.NewReader(chatBody(streamed)))
+	require.NoError(t, err)
+	req.Header.Set("anthropic-version", "2023-06-01")
+	req.Header.Set("content-type", "application/json")
+	if k != "" {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func TestProxyShowKey(t *testing.T) {
+	e := newProxyCmdEnv(t, emulator.Options{})
+	show := func() (string, string, int) {
+		f, bufs := newTestFactory("", nil)
+		code := run(context.Background(), f, e.args("proxy", "--show-key"))
+		return strings.TrimSpace(bufs.Out.String()), bufs.Err.String(), code
+	}
+	key, _, code := show()
+	require.Equal(t, 0, code)
+	assert.Regexp(t, `^piauth-proxy-[A-Za-z0-9_-]{43}$`, key)
+	info, err := os.Stat(filepath.Join(e.dir, proxyKeyFile))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+
+	again, _, _ := show()
+	assert.Equal(t, key, again, "the key is generated once")
+
+	require.NoError(t, os.WriteFile(filepath.Join(e.dir, proxyKeyFile), []byte("garbage\n"), 0o600))
+	fresh, stderr, code := show()
+	require.Equal(t, 0, code)
+	assert.NotEqual(t, key, fresh)
+	assert.Contains(t, stderr, "does not hold a proxy key")
+}
+
+func TestProxyCommandServes(t *testing.T) {
+	e := newProxyCmdEnv(t, emulator.Options{})
+	p := e.startProxyCmd(t)
+
+	f, bufs := newTestFactory("", nil)
+	require.Equal(t, 0, run(context.Background(), f, e.args("proxy", "--show-key")))
+	assert.Equal(t, strings.TrimSpace(bufs.Out.String()), p.key, "the printed key is the stored one")
+
+	assert.Equal(t, 401, proxyPost(t, p.url, false, "", "").StatusCode)
+	assert.Equal(t, 401, proxyPost(t, p.url, false, "x-api-key", "not-the-key").StatusCode)
+	assert.Equal(t, 200, proxyPost(t, p.url, false, "x-api-key", p.key).StatusCode)
+	// pi logged in to Anthropic sends the user's own token: accepted, dropped, replaced.
+	assert.Equal(t, 200, proxyPost(t, p.url, false, "Authorization", "Bearer "+e.tok).StatusCode)
+	assert.Equal(t, 401, proxyPost(t, p.url, false, "Authorization", "Bearer "+proxyTok("stranger")).StatusCode)
+
+	resp := proxyPost(t, p.url, true, "Authorization", "Bearer "+p.key)
+	require.Equal(t, 200, resp.StatusCode)
+	msg, err := stream.ReadMessage(resp.Body, nil, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "end_turn", msg.StopReason)
+
+	require.Equal(t, 0, p.stop())
+	log := p.stderr.String()
+	assert.Equal(t, 6, strings.Count(log, `"/v1/messages"`), log)
+	assert.Contains(t, log, "key="+keystore.Mask(e.tok))
+	assert.NotContains(t, log, e.tok)
+	assert.NotContains(t, log, p.key)
+}
+
+func TestProxyCommandJSONLogAndRotation(t *testing.T) {
+	e := newProxyCmdEnv(t, emulator.Options{})
+	limited, good := proxyTok("ratelimited"), proxyTok("good")
+	store, err := keystore.Open(keystore.Options{Dir: e.dir, Mode: keystore.ModeOff})
+	require.NoError(t, err)
+	_, err = store.UpdatePool(context.Background(), func(p *keystore.Pool) error {
+		p.Add(limited, keystore.KeyState{})
+		p.Add(good, keystore.KeyState{})
+		return nil
+	})
+	require.NoError(t, err)
+	p := e.startProxyCmd(t, "--json-log")
+
+	resp := proxyPost(t, p.url, true, "x-api-key", p.key)
+	require.Equal(t, 200, resp.StatusCode)
+	_, err = stream.ReadMessage(resp.Body, nil, nil)
+	require.NoError(t, err, "one clean stream")
+	assert.Equal(t, int64(2), e.emu.Stats().Requests["/v1/messages"])
+
+	require.Equal(t, 0, p.stop())
+	var rec map[string]any
+	for _, line := range strings.Split(p.stderr.String(), "\n") {
+		if strings.HasPrefix(line, "{") {
+			require.NoError(t, json.Unmarshal([]byte(line), &rec), line)
+		}
+	}
+	require.NotNil(t, rec, p.stderr.String())
+	assert.Equal(t, keystore.Mask(good), rec["key"])
+	assert.EqualValues(t, 200, rec["status"])
+	assert.Equal(t, true, rec["stream"])
+	for _, tok := range []string{limited, good, p.key} {
+		assert.NotContains(t, p.stderr.String(), tok)
+	}
+}
+
+func TestProxyCommandWarnings(t *testing.T) {
+	e := newProxyCmdEnv(t, emulator.Options{})
+	p := e.startProxyCmd(t, "--no-auth", "--addr", "0.0.0.0:0")
+	assert.Equal(t, "unused", p.key)
+	assert.True(t, strings.HasPrefix(p.url, "http://127.0.0.1:"), p.url)
+	assert.Equal(t, 200, proxyPost(t, p.url, false, "", "").StatusCode)
+	require.Equal(t, 0, p.stop())
+	assert.Contains(t, p.stderr.String(), "warning: --no-auth")
+	assert.Contains(t, p.stderr.String(), "warning: listening on 0.0.0.0:0, beyond this machine")
+}
+
+func TestProxyCommandErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		logout  bool
+		code    int
+		wantErr string
+	}{
+		{name: "not logged in", logout: true, code: 3, wantErr: "not logged in"},
+		{name: "bad address", args: []string{"--addr", "nonsense"}, code: 2, wantErr: "--addr"},
+		{name: "arguments", args: []string{"extra"}, code: 2, wantErr: "no arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newProxyCmdEnv(t, emulator.Options{})
+			if tt.logout {
+				require.NoError(t, os.Remove(filepath.Join(e.dir, keystore.AuthFileName)))
+			}
+			f, bufs := newTestFactory("", map[string]string{"ANTHROPIC_BASE_URL": e.url})
+			code := run(context.Background(), f, e.args(append([]string{"proxy"}, tt.args...)...))
+			assert.Equal(t, tt.code, code, bufs.Err.String())
+			assert.Contains(t, bufs.Err.String(), tt.wantErr)
+		})
+	}
+}
+
+// lineWatcher copies a process's stderr and closes seen once a line
+// containing want arrives.
+type lineWatcher struct {
+	mu   sync.Mutex
+	buf  strings.Builder
+	want string
+	seen chan struct{}
+	done chan struct{} // closed at EOF
+}
+
+func watchLines(r io.Reader, want string) *lineWatcher {
+	w := &lineWatcher{want: want, seen: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		sc := bufio.NewScanner(r)
+		found := false
+		for sc.Scan() {
+			w.mu.Lock()
+			w.buf.WriteString(sc.Text() + "\n")
+			w.mu.Unlock()
+			if !found && strings.Contains(sc.Text(), want) {
+				found = true
+				close(w.seen)
+			}
+		}
+	}()
+	return w
+}
+
+func (w *lineWatcher) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// proxyGate is an emulator Sleep holding every stream event after the first
+// until open is closed.
+type proxyGate struct {
+	mu    sync.Mutex
+	calls int
+	open  chan struct{}
+}
+
+func (g *proxyGate) Sleep(ctx context.Context, _ time.Duration) error {
+	g.mu.Lock()
+	g.calls++
+	first := g.calls == 1
+	g.mu.Unlock()
+	if first {
+		return nil
+	}
+	select {
+	case <-g.open:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// A real `piauth proxy` process gets SIGTERM in the middle of a stream: the
+// stream still completes and the process exits 0.
+func TestProxyProcessSIGTERMFinishesStream(t *testing.T) {
+	bin := piauthBinary(t)
+	g := &proxyGate{open: make(chan struct{})}
+	e := newProxyCmdEnv(t, emulator.Options{Scenario: &emulator.Scenario{Reply: emulator.Reply{EventDelayMS: 1}}, Sleep: g.Sleep})
+
+	cmd := exec.Command(bin, e.args("proxy", "--addr", "127.0.0.1:0")[1:]...)
+	cmd.Env = append(os.Environ(), "ANTHROPIC_BASE_URL="+e.url, "NO_COLOR=1")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	stderrPipe, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	stderr := watchLines(stderrPipe, "shutting down")
+
+	br := bufio.NewReader(stdout)
+	first, err := br.ReadString('\n')
+	require.NoError(t, err, "stderr: %s", stderr)
+	base := strings.TrimSpace(strings.TrimPrefix(first, "listening on "))
+	keyPath := filepath.Join(e.dir, proxyKeyFile)
+	key, err := os.ReadFile(keyPath)
+	require.NoError(t, err)
+	go io.Copy(io.Discard, br) //nolint:errcheck // drain
+
+	resp := proxyPost(t, base, true, "x-api-key", strings.TrimSpace(string(key)))
+	require.Equal(t, 200, resp.StatusCode)
+	dec := stream.NewDecoder(resp.Body)
+	require.True(t, dec.Next())
+	require.Equal(t, "message_start", dec.Event().Name)
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	<-stderr.seen // the proxy is shutting down while the stream is held
+	close(g.open)
+	var acc stream.Accumulator
+	_, err = acc.Add(dec.Event())
+	require.NoError(t, err)
+	for dec.Next() {
+		_, err := acc.Add(dec.Event())
+		require.NoError(t, err)
+	}
+	require.NoError(t, dec.Err())
+	require.NoError(t, acc.Finish(), "the stream completed")
+
+	<-stderr.done // the process closed stderr: it is exiting
+	require.NoError(t, cmd.Wait(), "stderr: %s", stderr)
+	assert.Equal(t, 0, cmd.ProcessState.ExitCode())
+	assert.NotContains(t, stderr.String(), e.tok)
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/piauth/piauth/pkg/keystore"
+)
+
+func TestToken(t *testing.T) {
+	access, refresh := authToken("oat", "tk"), authToken("ort", "tk")
+	k1, k2, k3 := authToken("oat", "k1"), authToken("oat", "k2"), authToken("api", "k3")
+	soon := time.Now().Add(time.Hour)
+	tests := []struct {
+		name      string
+		auth      map[string]any
+		keys      []string
+		states    []keystore.KeyState
+		active    int
+		args      []string
+		wantCode  int
+		want      string // the printed token; "new" = a freshly minted one
+		wantErr   string // substring of stderr
+		refreshes int64
+	}{
+		{name: "valid login", auth: oauthCred(access, refresh, soon), want: access},
+		{name: "expired login is refreshed", auth: oauthCred(access, refresh, time.Now().Add(-time.Minute)), want: "new", refreshes: 1},
+		{name: "--refresh refreshes a valid login", auth: oauthCred(access, refresh, soon), args: []string{"--refresh"}, want: "new", refreshes: 1},
+		{name: "not logged in", wantCode: 3, wantErr: "not logged in: run piauth login"},
+		{name: "revoked refresh token", auth: oauthCred(access, authToken("ort", "invalid"), time.Now().Add(-time.Minute)),
+			wantCode: 3, wantErr: "run piauth login"},
+		{name: "one pooled key: auth.json is used", auth: oauthCred(access, refresh, soon),
+			keys: []string{k1}, states: []keystore.KeyState{{}}, want: access},
+		{name: "pool: the active key", auth: oauthCred(access, refresh, soon),
+			keys: []string{k1, k2}, states: []keystore.KeyState{{}, {}}, active: 1, want: k2},
+		{name: "pool: expired active key is refreshed",
+			keys: []string{k1, k2}, states: []keystore.KeyState{{Refresh: authToken("ort", "k1"), Expires: time.Now().Add(-time.Minute).UnixMilli()}, {}},
+			want: "new", refreshes: 1},
+		{name: "pool: cooling and needs-login keys are skipped",
+			keys: []string{k1, k2, k3}, states: []keystore.KeyState{{CooldownUntil: soon}, {NeedsReauth: true}, {}},
+			want: k3, wantErr: "using key 3/3"},
+		{name: "pool: every key rate-limited", auth: oauthCred(access, refresh, soon),
+			keys: []string{k1, k2}, states: []keystore.KeyState{{CooldownUntil: soon}, {CooldownUntil: soon.Add(time.Hour)}},
+			wantCode: 4, wantErr: "all 2 keys are rate-limited; first one frees at"},
+		{name: "pool: nothing usable", auth: oauthCred(access, refresh, soon),
+			keys: []string{k1, k2}, states: []keystore.KeyState{{NeedsReauth: true}, {Expires: 1}},
+			wantCode: 3, wantErr: "no usable key in the pool"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newAuthEnv(t)
+			env.writeAuth(t, tt.auth)
+			if tt.keys != nil {
+				env.seedPool(t, tt.active, false, tt.keys, tt.states)
+			}
+
+			r := env.run(t, "", append([]string{"token"}, tt.args...)...)
+
+			assert.Equal(t, tt.wantCode, r.code, r.err)
+			assert.Contains(t, r.err, tt.wantErr)
+			assert.EqualValues(t, tt.refreshes, env.emu.Stats().Refreshes)
+			assertNoToken(t, []string{access, refresh, k1, k2, k3}, r.err)
+			if tt.wantCode != 0 {
+				assert.Empty(t, r.out)
+				return
+			}
+			require.Equal(t, 1, strings.Count(r.out, "\n"), "exactly one line: %q", r.out)
+			got := strings.TrimSuffix(r.out, "\n")
+			if tt.want == "new" {
+				assert.NotContains(t, []string{access, k1, k2}, got)
+				assert.True(t, env.usable(t, got), "the refreshed token works")
+			} else {
+				assert.Equal(t, tt.want, got)
+			}
+			if tt.wantErr == "" {
+				assert.Empty(t, r.err, "nothing on stderr either")
+			}
+		})
+	}
+}
+
+// 16 `piauth token` processes on one expired credential: one refresh, and
+// every process prints the same, valid token.
+func TestTokenSingleFlightProcesses(t *testing.T) {
+	env := newAuthEnv(t)
+	old := authToken("oat", "sf")
+	env.writeAuth(t, oauthCred(old, authToken("ort", "sf"), time.Now().Add(-time.Minute)))
+	bin := piauthBinary(t)
+
+	const n = 16
+	outs, errs := make([]string, n), make([]string, n)
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			cmd := exec.Command(bin, "--dir", env.dir, "--keyring", "off", "token")
+			cmd.Env = os.Environ()
+			for k, v := range env.vars() {
+				cmd.Env = append(cmd.Env, k+"="+v)
+			}
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			outs[i], errs[i] = string(out), stderr.String()
+			if ee, ok := err.(*exec.ExitError); ok {
+				codes[i] = ee.ExitCode()
+			} else if err != nil {
+				codes[i] = -1
+			}
+		})
+	}
+	wg.Wait()
+
+	c := env.auth(t)
+	require.NotEqual(t, old, c.Access)
+	for i := range n {
+		require.Equal(t, 0, codes[i], errs[i])
+		assert.Equal(t, c.Access+"\n", outs[i])
+		assert.Empty(t, errs[i])
+	}
+	assert.EqualValues(t, 1, env.emu.Stats().Refreshes)
+	assert.Zero(t, env.emu.Stats().RejectedRefreshes)
+	assert.True(t, env.usable(t, c.Access))
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs piauth and its shell completions under PREFIX (default ~/.local):
+#   PREFIX/bin/piauth
+#   PREFIX/share/bash-completion/completions/piauth
+#   PREFIX/share/zsh/site-functions/_piauth
+#   PREFIX/share/fish/vendor_completions.d/piauth.fish
+# Idempotent: files already up to date are left alone. Usage:
+#   scripts/install.sh [PREFIX]
+# PIAUTH_VERSION overrides the version stamped into the binary (default: git
+# describe); PIAUTH_BIN installs an already built binary instead of building.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ $# -gt 1 ]; then
+  echo "usage: scripts/install.sh [PREFIX]" >&2
+  exit 2
+fi
+prefix=${1:-$HOME/.local}
+case $prefix in
+  /*) ;;
+  *) prefix="$PWD/$prefix" ;;
+esac
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+if [ -n "${PIAUTH_BIN:-}" ]; then
+  cp "$PIAUTH_BIN" "$tmp/piauth"
+  version=$("$tmp/piauth" --version)
+  version=${version##* }
+else
+  command -v go >/dev/null || { echo "install.sh: go is not installed (https://go.dev/dl/)" >&2; exit 1; }
+  version=${PIAUTH_VERSION:-$(git describe --tags --always --dirty 2>/dev/null || true)}
+  version=${version:-dev}
+  go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$tmp/piauth" ./cmd/piauth
+fi
+
+# put SRC DEST MODE: installs SRC as DEST unless DEST already has that content.
+put() {
+  if [ -f "$2" ] && cmp -s "$1" "$2"; then
+    echo "unchanged $2"
+    return
+  fi
+  mkdir -p "$(dirname "$2")"
+  # Copy next to the target, then rename: a running piauth is never half-written.
+  cp "$1" "$2.tmp.$$"
+  chmod "$3" "$2.tmp.$$"
+  mv -f "$2.tmp.$$" "$2"
+  echo "installed $2"
+}
+
+put "$tmp/piauth" "$prefix/bin/piauth" 0755
+"$tmp/piauth" completion bash >"$tmp/piauth.bash"
+"$tmp/piauth" completion zsh >"$tmp/_piauth"
+"$tmp/piauth" completion fish >"$tmp/piauth.fish"
+put "$tmp/piauth.bash" "$prefix/share/bash-completion/completions/piauth" 0644
+put "$tmp/_piauth" "$prefix/share/zsh/site-functions/_piauth" 0644
+put "$tmp/piauth.fish" "$prefix/share/fish/vendor_completions.d/piauth.fish" 0644
+
+echo "piauth $version installed in $prefix"
+case ":$PATH:" in
+  *":$prefix/bin:"*) ;;
+  *) echo "note: $prefix/bin is not on your PATH; add it to use piauth" ;;
+esac
