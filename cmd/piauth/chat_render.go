@@ -6,12 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/piauth/piauth/internal/secret"
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 
-	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/piauth/piauth/pkg/stream"
 )
 
@@ -274,13 +273,13 @@ func errorEventFor(err error) errorEvent {
 	case errors.As(err, new(*interruptedError)):
 		ev.ErrorType = "interrupted"
 	case errors.As(err, &apiErr):
-		ev.ErrorType, ev.Message = apiErr.Type, maskSecrets(apiErr.Message)
+		ev.ErrorType, ev.Message = apiErr.Type, secret.MaskAll(apiErr.Message)
 		ev.Status, ev.RequestID = apiErr.Status, apiErr.RequestID
 		if ev.ErrorType == "" {
 			ev.ErrorType = "http_error"
 		}
 	case errors.As(err, &se):
-		ev.ErrorType, ev.Message = se.Type, maskSecrets(se.Message)
+		ev.ErrorType, ev.Message = se.Type, secret.MaskAll(se.Message)
 	case errors.Is(err, stream.ErrTruncated):
 		ev.ErrorType = "truncated"
 	}
@@ -306,7 +305,7 @@ func (e *apiError) Error() string {
 	if typ == "" {
 		typ = fmt.Sprintf("HTTP %d", e.err.Status)
 	}
-	s := typ + ": " + maskSecrets(e.err.Message)
+	s := typ + ": " + secret.MaskAll(e.err.Message)
 	if e.err.RequestID != "" {
 		s += " (request-id " + e.err.RequestID + ")"
 	}
@@ -322,7 +321,7 @@ func (e *apiError) Unwrap() error { return e.err }
 type streamFailure struct{ err *stream.StreamError }
 
 func (e *streamFailure) Error() string {
-	return "stream error: " + e.err.Type + ": " + maskSecrets(e.err.Message)
+	return "stream error: " + e.err.Type + ": " + secret.MaskAll(e.err.Message)
 }
 
 func (e *streamFailure) Unwrap() error { return e.err }
@@ -360,29 +359,4 @@ func chatError(ctx context.Context, err error) error {
 		return fmt.Errorf("the answer was cut short: %w", err)
 	}
 	return err
-}
-
-// maskSecrets replaces every sk-ant-… token inside s by its masked form, so
-// an error message echoing a credential never shows it whole.
-func maskSecrets(s string) string {
-	const marker = "sk-ant-"
-	var b strings.Builder
-	for {
-		i := strings.Index(s, marker)
-		if i < 0 {
-			b.WriteString(s)
-			return b.String()
-		}
-		j := i + len(marker)
-		for j < len(s) && isTokenByte(s[j]) {
-			j++
-		}
-		b.WriteString(s[:i])
-		b.WriteString(keystore.Mask(s[i:j]))
-		s = s[j:]
-	}
-}
-
-func isTokenByte(c byte) bool {
-	return c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }

@@ -19,10 +19,9 @@ package emulator
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/piauth/piauth/internal/secret"
 	"io"
 	"net/http"
 	"strings"
@@ -187,29 +186,7 @@ func (e *Emulator) handleReset(w http.ResponseWriter, _ *http.Request) {
 }
 
 // Fingerprint is the first 12 hex chars of sha256(tok), the key of Stats.Tokens.
-func Fingerprint(tok string) string {
-	sum := sha256.Sum256([]byte(tok))
-	return hex.EncodeToString(sum[:])[:12]
-}
-
-// mask hides a secret: prefix through the second '-' after "sk-ant", the
-// first 2 chars of the rest, "…", the last 4.
-func mask(tok string) string {
-	if len(tok) < 16 {
-		return "****"
-	}
-	prefix := ""
-	if strings.HasPrefix(tok, "sk-ant-") {
-		if i := strings.IndexByte(tok[len("sk-ant-"):], '-'); i >= 0 {
-			prefix = tok[:len("sk-ant-")+i+1]
-		}
-	}
-	rest := tok[len(prefix):]
-	if len(rest) < 8 {
-		return prefix + "****"
-	}
-	return prefix + rest[:2] + "…" + rest[len(rest)-4:]
-}
+func Fingerprint(tok string) string { return secret.Fingerprint(tok) }
 
 func (e *Emulator) logf(format string, args ...any) {
 	if e.opts.Log == nil {
@@ -243,7 +220,7 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 
 func noteToken(w http.ResponseWriter, tok string) {
 	if s, ok := w.(*statusRecorder); ok {
-		s.note = " key=" + mask(tok)
+		s.note = " key=" + secret.Mask(tok)
 	}
 }
 

@@ -6,18 +6,25 @@ package keystore
 // keyring is off or unavailable. An item deleted behind piauth's back still
 // counts until `piauth key sync` rewrites the index.
 func (s *Store) KeyringIndex() (fps map[string]bool, ok bool) {
-	kr, _ := s.keyring(false)
+	fps, ok, _ = s.KeyringIndexErr()
+	return fps, ok
+}
+
+// KeyringIndexErr is KeyringIndex that also returns the keyring error when
+// the keyring is required (ModeOn) but unavailable; ModeAuto warns once and
+// returns a nil error.
+func (s *Store) KeyringIndexErr() (fps map[string]bool, ok bool, err error) {
+	kr, err := s.keyring(false)
 	if kr == nil {
-		return nil, false
+		return nil, false, err
 	}
 	list, err := readIndex(kr)
 	if err != nil {
-		_ = s.failed(err, false)
-		return nil, false
+		return nil, false, s.failed(err, false)
 	}
 	fps = make(map[string]bool, len(list))
 	for _, fp := range list {
 		fps[fp] = true
 	}
-	return fps, true
+	return fps, true, nil
 }

@@ -6,10 +6,9 @@
 package keystore
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/piauth/piauth/internal/secret"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,29 +73,11 @@ func ResolveDir(flagValue string) (string, error) {
 
 // Mask hides a secret: the "sk-ant-xxx-" prefix, the first 2 characters of the
 // rest, "…" and the last 4. Tokens shorter than 16 characters become "****".
-func Mask(tok string) string {
-	if len(tok) < 16 {
-		return "****"
-	}
-	prefix := ""
-	if rest, ok := strings.CutPrefix(tok, "sk-ant-"); ok {
-		if i := strings.IndexByte(rest, '-'); i >= 0 {
-			prefix = tok[:len("sk-ant-")+i+1]
-		}
-	}
-	rest := tok[len(prefix):]
-	if len(rest) < 8 {
-		return prefix + "****"
-	}
-	return prefix + rest[:2] + "…" + rest[len(rest)-4:]
-}
+func Mask(tok string) string { return secret.Mask(tok) }
 
 // Fingerprint is a stable, non-secret name for a token: the first 12 hex
 // characters of its SHA-256.
-func Fingerprint(tok string) string {
-	sum := sha256.Sum256([]byte(tok))
-	return hex.EncodeToString(sum[:])[:12]
-}
+func Fingerprint(tok string) string { return secret.Fingerprint(tok) }
 
 // KeyKind tells OAuth access tokens from console API keys.
 type KeyKind string

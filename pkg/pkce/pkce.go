@@ -10,8 +10,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
-	"regexp"
-	"strings"
 
 	"golang.org/x/oauth2"
 )
@@ -52,29 +50,3 @@ func NewState() string {
 func stateEqual(got, want string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
-
-// mask shortens a secret for display, following keystore.Mask's rules: the prefix up to and
-// including the second '-' after "sk-ant" (e.g. "sk-ant-oat01-"), the first 2 characters of
-// the rest, "…", and the last 4. Secrets shorter than 16 characters become "****".
-func mask(tok string) string {
-	if len(tok) < 16 {
-		return "****"
-	}
-	prefix, rest := "", tok
-	if strings.HasPrefix(tok, "sk-ant-") {
-		if i := strings.IndexByte(tok[len("sk-ant-"):], '-'); i >= 0 {
-			cut := len("sk-ant-") + i + 1
-			prefix, rest = tok[:cut], tok[cut:]
-		}
-	}
-	if len(rest) < 6 {
-		return prefix + "****"
-	}
-	return prefix + rest[:2] + "…" + rest[len(rest)-4:]
-}
-
-// secretRe matches Anthropic-style secrets that might be echoed back in an error body.
-var secretRe = regexp.MustCompile(`sk-ant-[A-Za-z]+[0-9]*-[A-Za-z0-9_\-]+`)
-
-// maskSecrets masks every Anthropic-style secret found in s.
-func maskSecrets(s string) string { return secretRe.ReplaceAllStringFunc(s, mask) }

@@ -2,7 +2,6 @@ package pkce
 
 import (
 	"net/url"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -59,20 +58,4 @@ func TestAuthorizeURL(t *testing.T) {
 			}, u.Query())
 		})
 	}
-}
-
-func TestMask(t *testing.T) {
-	long := "sk-ant-oat01-" + strings.Repeat("Ab", 10) + "wxyz"
-	tests := []struct{ in, want string }{
-		{long, "sk-ant-oat01-Ab…wxyz"},
-		{"sk-ant-ort01-" + "Zz12345678", "sk-ant-ort01-Zz…5678"},
-		{"short", "****"},
-		{"plainsecretvalue1234", "pl…1234"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.want, func(t *testing.T) {
-			assert.Equal(t, tt.want, mask(tt.in))
-		})
-	}
-	assert.Equal(t, "bad token sk-ant-oat01-Ab…wxyz here", maskSecrets("bad token "+long+" here"))
 }

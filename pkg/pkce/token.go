@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/piauth/piauth/internal/secret"
 	"io"
 	"net/http"
 	"net/url"
@@ -139,7 +140,7 @@ func (t *Token) ExpiresAtMs(now time.Time) int64 {
 
 // String describes the token with masked secrets only.
 func (t *Token) String() string {
-	return fmt.Sprintf("access=%s refresh=%s expires_in=%ds", mask(t.AccessToken), mask(t.RefreshToken), t.ExpiresIn)
+	return fmt.Sprintf("access=%s refresh=%s expires_in=%ds", secret.Mask(t.AccessToken), secret.Mask(t.RefreshToken), t.ExpiresIn)
 }
 
 // TokenError is a non-2xx answer of the token endpoint. errors.Is(err, ErrInvalidGrant)
@@ -195,7 +196,7 @@ func (c *Config) Refresh(ctx context.Context, refreshToken string) (*Token, erro
 	}{"refresh_token", c.clientID(), refreshToken}
 	tok, err := c.post(ctx, body)
 	if err != nil {
-		return nil, fmt.Errorf("refresh token %s: %w", mask(refreshToken), err)
+		return nil, fmt.Errorf("refresh token %s: %w", secret.Mask(refreshToken), err)
 	}
 	if tok.RefreshToken == "" {
 		tok.RefreshToken = refreshToken
@@ -320,7 +321,7 @@ func parseTokenError(status int, data []byte) *TokenError {
 	if e.Code == "" && e.Description == "" {
 		e.Description = http.StatusText(status)
 	}
-	e.Code = maskSecrets(e.Code)
-	e.Description = maskSecrets(e.Description)
+	e.Code = secret.MaskAll(e.Code)
+	e.Description = secret.MaskAll(e.Description)
 	return e
 }

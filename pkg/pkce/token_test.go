@@ -3,6 +3,7 @@ package pkce
 import (
 	"context"
 	"errors"
+	redact "github.com/piauth/piauth/internal/secret"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -156,7 +157,7 @@ func TestTokenErrors(t *testing.T) {
 			assert.Equal(t, tt.wantDesc, terr.Description)
 			assert.Equal(t, tt.invalidGrnt, errors.Is(err, ErrInvalidGrant))
 			assert.NotContains(t, err.Error(), secret)
-			assert.Contains(t, err.Error(), mask(secret))
+			assert.Contains(t, err.Error(), redact.Mask(secret))
 			assert.Len(t, ts.requests(), 1, "4xx must not be retried")
 			assert.Empty(t, sleeps)
 		})

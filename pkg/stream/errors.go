@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/piauth/piauth/internal/secret"
 	"io"
 	"net/http"
 	"strings"
@@ -33,7 +34,7 @@ func (e *APIError) Error() string {
 		b.WriteString(" " + e.Type)
 	}
 	if e.Message != "" {
-		b.WriteString(": " + maskSecrets(e.Message))
+		b.WriteString(": " + secret.MaskAll(e.Message))
 	}
 	if e.RequestID != "" {
 		b.WriteString(" (request-id " + e.RequestID + ")")
@@ -49,7 +50,7 @@ type StreamError struct {
 
 // Error describes the stream failure.
 func (e *StreamError) Error() string {
-	return "anthropic stream error: " + e.Type + ": " + maskSecrets(e.Message)
+	return "anthropic stream error: " + e.Type + ": " + secret.MaskAll(e.Message)
 }
 
 type wireError struct {

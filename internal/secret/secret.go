@@ -1,0 +1,67 @@
+// Package secret renders Anthropic credentials for humans without revealing
+// them: one masking rule and one fingerprint for every package of piauth.
+package secret
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+const marker = "sk-ant-"
+
+// Mask hides a secret: the "sk-ant-xxx-" prefix, the first 2 characters of the
+// rest, "…" and the last 4 ("sk-ant-oat01-AbCd…wxyz" → "sk-ant-oat01-Ab…wxyz").
+// Tokens shorter than 16 characters become "****"; a prefix followed by fewer
+// than 8 characters keeps only the prefix.
+func Mask(tok string) string {
+	if len(tok) < 16 {
+		return "****"
+	}
+	prefix := ""
+	if rest, ok := strings.CutPrefix(tok, marker); ok {
+		if i := strings.IndexByte(rest, '-'); i >= 0 {
+			prefix = tok[:len(marker)+i+1]
+		}
+	}
+	rest := tok[len(prefix):]
+	if len(rest) < 8 {
+		return prefix + "****"
+	}
+	return prefix + rest[:2] + "…" + rest[len(rest)-4:]
+}
+
+// MaskAll replaces every "sk-ant-…" token inside s by its masked form, so an
+// error body or log line that echoes a credential never shows it whole.
+func MaskAll(s string) string {
+	if !strings.Contains(s, marker) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for {
+		i := strings.Index(s, marker)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		j := i + len(marker)
+		for j < len(s) && isTokenByte(s[j]) {
+			j++
+		}
+		b.WriteString(s[:i])
+		b.WriteString(Mask(s[i:j]))
+		s = s[j:]
+	}
+}
+
+func isTokenByte(c byte) bool {
+	return c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+// Fingerprint is a stable, non-secret name for a token: the first 12 hex
+// characters of its SHA-256.
+func Fingerprint(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:])[:12]
+}

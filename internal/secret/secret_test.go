@@ -1,0 +1,57 @@
+package secret
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestMask(t *testing.T) {
+	long := "sk-ant-oat01-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-wxyz"
+	tests := []struct{ name, in, want string }{
+		{"oauth access", long, "sk-ant-oat01-Ab…wxyz"},
+		{"refresh", "sk-ant-ort01-Zy" + strings.Repeat("q", 30) + "9876", "sk-ant-ort01-Zy…9876"},
+		{"api key", "sk-ant-api03-Kk" + strings.Repeat("r", 30) + "0000", "sk-ant-api03-Kk…0000"},
+		{"short", "sk-ant-oat01", "****"},
+		{"prefix with little after it", "sk-ant-oat01-abcdefg", "sk-ant-oat01-****"},
+		{"not anthropic", "piauth-proxy-0123456789abcdef", "pi…cdef"},
+		{"empty", "", "****"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Mask(tt.in)
+			assert.Equal(t, tt.want, got)
+			if len(tt.in) >= 16 {
+				assert.NotContains(t, got, tt.in)
+			}
+		})
+	}
+}
+
+func TestMaskAll(t *testing.T) {
+	tok := "sk-ant-oat01-" + strings.Repeat("S", 40) + "tail"
+	ref := "sk-ant-ort01-" + strings.Repeat("R", 40) + "rrrr"
+	tests := []struct{ name, in, want string }{
+		{"no secret", "all good", "all good"},
+		{"one in text", `invalid x-api-key "` + tok + `" given`, `invalid x-api-key "sk-ant-oat01-SS…tail" given`},
+		{"two", tok + "," + ref, "sk-ant-oat01-SS…tail,sk-ant-ort01-RR…rrrr"},
+		{"at the end", "token=" + tok, "token=sk-ant-oat01-SS…tail"},
+		{"bare marker", "sk-ant-", "****"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := MaskAll(tt.in)
+			assert.Equal(t, tt.want, got)
+			assert.NotContains(t, got, tok)
+			assert.NotContains(t, got, ref)
+		})
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	// sha256("abc") = ba7816bf8f01cfea…
+	assert.Equal(t, "ba7816bf8f01", Fingerprint("abc"))
+	assert.Len(t, Fingerprint("sk-ant-oat01-x"), 12)
+	assert.NotEqual(t, Fingerprint("a"), Fingerprint("b"))
+}
