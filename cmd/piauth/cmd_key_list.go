@@ -44,6 +44,7 @@ type keyListItem struct {
 	NeedsReauth    bool       `json:"needs_reauth"`
 	CanRefresh     bool       `json:"can_refresh"`
 	ExpiresAt      *time.Time `json:"expires_at"`
+	Expired        bool       `json:"expired"` // an OAuth key past its expiry
 	InKeyring      bool       `json:"in_keyring"`
 }
 
@@ -140,6 +141,7 @@ func listItem(p *keystore.Pool, i int, now time.Time) keyListItem {
 	if st.Expires > 0 {
 		t := time.UnixMilli(st.Expires).UTC()
 		it.ExpiresAt = &t
+		it.Expired = !now.Before(t)
 	}
 	cooling := st.CooldownUntil.After(now)
 	if cooling {

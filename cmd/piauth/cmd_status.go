@@ -54,7 +54,7 @@ a usable credential. --json prints stable snake_case fields.`,
 //	auth              object  the login, null when logged out:
 //	  type            string  "oauth" or "api_key"
 //	  account         string  email of the account when known, else ""
-//	  token           string  masked token
+//	  masked          string  masked token
 //	  expires_at      string  RFC 3339 UTC expiry (pi's, 5 min early), "" for API keys
 //	  expires_in_s    int     seconds until expiry, negative once expired, 0 for API keys
 //	  expired         bool    an OAuth token past its expiry (refreshed on next use)
@@ -65,20 +65,11 @@ a usable credential. --json prints stable snake_case fields.`,
 //	  rotated         bool    the seed's "(rotated)" mark
 //	  rotation        bool    rotation is on (2 or more keys)
 //	  indicator       string  "🔑 2/3" or "🔑 2/3 (rotated)", "" without rotation
-//	  keys            array   one object per key, in pool order:
-//	    index           int     1-based
-//	    fingerprint     string  first 12 hex of sha256(token)
-//	    token           string  masked token
-//	    kind            string  "oauth" or "api"
-//	    label           string
-//	    account         string  email when known
-//	    active          bool
-//	    expires_at      string  RFC 3339 UTC, "" when unknown
-//	    expired         bool
-//	    refreshable     bool    has a refresh token
-//	    cooldown_until  string  RFC 3339 UTC while cooling down, else ""
-//	    cooldown_reason string  "rate_limit", "overloaded", …, "" when ready
-//	    needs_reauth    bool    refresh rejected: log in again with --add-to-pool
+//	  keys            array   one object per key, in pool order: the objects of
+//	                          `piauth key list --json` (index, fingerprint, masked,
+//	                          kind, label, account, active, state, cooldown_until,
+//	                          cooldown_reason, needs_reauth, can_refresh, expires_at,
+//	                          expired, in_keyring)
 //	keyring           string  "off", "on (…)" or "unavailable: REASON"
 //	agent_dir         string  directory of auth.json and key-rotation.json
 type statusJSON struct {
@@ -92,7 +83,7 @@ type statusJSON struct {
 type authStatus struct {
 	Type       string `json:"type"`
 	Account    string `json:"account"`
-	Token      string `json:"token"`
+	Masked     string `json:"masked"`
 	ExpiresAt  string `json:"expires_at"`
 	ExpiresInS int64  `json:"expires_in_s"`
 	Expired    bool   `json:"expired"`
@@ -100,28 +91,12 @@ type authStatus struct {
 }
 
 type poolStatus struct {
-	Size      int         `json:"size"`
-	Active    int         `json:"active"`
-	Rotated   bool        `json:"rotated"`
-	Rotation  bool        `json:"rotation"`
-	Indicator string      `json:"indicator"`
-	Keys      []keyStatus `json:"keys"`
-}
-
-type keyStatus struct {
-	Index          int    `json:"index"`
-	Fingerprint    string `json:"fingerprint"`
-	Token          string `json:"token"`
-	Kind           string `json:"kind"`
-	Label          string `json:"label"`
-	Account        string `json:"account"`
-	Active         bool   `json:"active"`
-	ExpiresAt      string `json:"expires_at"`
-	Expired        bool   `json:"expired"`
-	Refreshable    bool   `json:"refreshable"`
-	CooldownUntil  string `json:"cooldown_until"`
-	CooldownReason string `json:"cooldown_reason"`
-	NeedsReauth    bool   `json:"needs_reauth"`
+	Size      int           `json:"size"`
+	Active    int           `json:"active"`
+	Rotated   bool          `json:"rotated"`
+	Rotation  bool          `json:"rotation"`
+	Indicator string        `json:"indicator"`
+	Keys      []keyListItem `json:"keys"` // the objects of `piauth key list --json`
 }
 
 // statusRun reads auth.json, the pool and the keyring state and reports them.
@@ -154,7 +129,7 @@ func collectStatus(store *keystore.Store, now time.Time) (*statusJSON, error) {
 		return nil, err
 	}
 	st := &statusJSON{LoggedIn: cred != nil, Keyring: store.KeyringState(), AgentDir: store.Dir()}
-	st.Pool = poolStatus{Size: len(p.Keys), Rotated: p.Rotated, Rotation: len(p.Keys) >= 2, Keys: []keyStatus{}}
+	st.Pool = poolStatus{Size: len(p.Keys), Rotated: p.Rotated, Rotation: len(p.Keys) >= 2, Keys: make([]keyListItem, 0, len(p.Keys))}
 	if len(p.Keys) > 0 {
 		st.Pool.Active = min(max(p.Active, 0), len(p.Keys)-1) + 1
 	}
@@ -164,18 +139,14 @@ func collectStatus(store *keystore.Store, now time.Time) (*statusJSON, error) {
 			st.Pool.Indicator += " (rotated)"
 		}
 	}
-	for i, k := range p.Keys {
-		ks := p.State(i)
-		st.Pool.Keys = append(st.Pool.Keys, keyStatus{
-			Index: i + 1, Fingerprint: keystore.Fingerprint(k), Token: keystore.Mask(k),
-			Kind: string(keystore.KindOf(k)), Label: ks.Label, Account: ks.Account,
-			Active: i+1 == st.Pool.Active, ExpiresAt: rfc3339Ms(ks.Expires),
-			Expired: ks.Expires != 0 && now.UnixMilli() >= ks.Expires, Refreshable: ks.Refresh != "",
-			CooldownUntil: cooldownString(ks, now), CooldownReason: cooldownReason(ks, now), NeedsReauth: ks.NeedsReauth,
-		})
+	inKeyring, _ := store.KeyringIndex()
+	for i := range p.Keys {
+		it := listItem(p, i, now)
+		it.InKeyring = inKeyring[it.Fingerprint]
+		st.Pool.Keys = append(st.Pool.Keys, it)
 	}
 	if cred != nil {
-		a := &authStatus{Type: cred.Type, Token: keystore.Mask(cred.Token())}
+		a := &authStatus{Type: cred.Type, Masked: keystore.Mask(cred.Token())}
 		if cred.Type == "oauth" {
 			a.ExpiresAt = rfc3339Ms(cred.Expires)
 			a.ExpiresInS = (cred.Expires - now.UnixMilli()) / 1000
@@ -202,20 +173,6 @@ func rfc3339Ms(ms int64) string {
 	return time.UnixMilli(ms).UTC().Format(time.RFC3339)
 }
 
-func cooldownString(ks *keystore.KeyState, now time.Time) string {
-	if !ks.CooldownUntil.After(now) {
-		return ""
-	}
-	return ks.CooldownUntil.UTC().Format(time.RFC3339)
-}
-
-func cooldownReason(ks *keystore.KeyState, now time.Time) string {
-	if !ks.CooldownUntil.After(now) {
-		return ""
-	}
-	return ks.CooldownReason
-}
-
 // printStatus renders the report for humans.
 func printStatus(w io.Writer, cs Scheme, st *statusJSON, now time.Time) {
 	if a := st.Auth; a != nil {
@@ -224,7 +181,7 @@ func printStatus(w io.Writer, cs Scheme, st *statusJSON, now time.Time) {
 			who = " as " + cs.Bold(a.Account)
 		}
 		fmt.Fprintf(w, "%s Logged in%s (%s)\n", cs.Green("✓"), who, a.Type)
-		fmt.Fprintf(w, "  token    %s\n", a.Token)
+		fmt.Fprintf(w, "  token    %s\n", a.Masked)
 		if a.ExpiresAt != "" {
 			exp, _ := time.Parse(time.RFC3339, a.ExpiresAt)
 			if a.Expired {
@@ -253,7 +210,7 @@ func printStatus(w io.Writer, cs Scheme, st *statusJSON, now time.Time) {
 		if k.Active {
 			mark = "*"
 		}
-		line := fmt.Sprintf(" %s key %d  %s", mark, k.Index, k.Token)
+		line := fmt.Sprintf(" %s key %d  %s", mark, k.Index, k.Masked)
 		if k.Label != "" {
 			line += "  " + k.Label
 		}
@@ -263,10 +220,10 @@ func printStatus(w io.Writer, cs Scheme, st *statusJSON, now time.Time) {
 		switch {
 		case k.NeedsReauth:
 			line += "  " + cs.Red("needs a new login (piauth login --add-to-pool)")
-		case k.CooldownUntil != "":
-			until, _ := time.Parse(time.RFC3339, k.CooldownUntil)
-			line += "  " + cs.Yellow(fmt.Sprintf("cooling down until %s (%s, in %s)", k.CooldownUntil, k.CooldownReason, relDuration(until.Sub(now))))
-		case k.Expired && !k.Refreshable:
+		case k.CooldownUntil != nil:
+			until := *k.CooldownUntil
+			line += "  " + cs.Yellow(fmt.Sprintf("cooling down until %s (%s, in %s)", until.Format(time.RFC3339), k.CooldownReason, relDuration(until.Sub(now))))
+		case k.Expired && !k.CanRefresh:
 			line += "  " + cs.Red("expired, cannot be refreshed")
 		case k.Expired:
 			line += "  " + cs.Dim("expired; refreshed on next use")
