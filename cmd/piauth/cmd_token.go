@@ -11,6 +11,7 @@ import (
 
 	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/piauth/piauth/pkg/pkce"
+	"github.com/piauth/piauth/pkg/rotate"
 )
 
 // tokenOptions are the dependencies and flags of `piauth token`.
@@ -73,49 +74,38 @@ func tokenRun(ctx context.Context, opts *tokenOptions) error {
 	return err
 }
 
-// poolActiveToken returns the active pooled key, or the next usable one:
-// keys cooling down or needing a new login are skipped (with a note on
-// stderr). It does not move the pool's active key.
+// poolActiveToken returns the key a request would use now, chosen exactly as
+// the rotating transport chooses (rotate.Next: the active key while usable,
+// else the ready key with the lowest utilisation), refreshed when needed. A
+// key that turns out to need a new login is skipped with a note on stderr.
+// It does not move the pool's active key.
 func poolActiveToken(ctx context.Context, opts *tokenOptions, p *keystore.Pool) (string, error) {
-	now := opts.Now()
-	n := len(p.Keys)
 	var skipped []string
-	var cooling int
-	var firstFree time.Time
-	for k := range n {
-		i := (max(p.Active, 0) + k) % n
-		key, st := p.Keys[i], p.State(i)
-		switch {
-		case st.NeedsReauth:
-			skipped = append(skipped, fmt.Sprintf("key %d needs a new login", i+1))
-			continue
-		case st.CooldownUntil.After(now):
-			cooling++
-			if firstFree.IsZero() || st.CooldownUntil.Before(firstFree) {
-				firstFree = st.CooldownUntil
+	for range p.Keys {
+		i, err := rotate.Next(p, opts.Now())
+		if err != nil {
+			if len(skipped) > 0 {
+				return "", fmt.Errorf("%w (%s)", err, strings.Join(skipped, "; "))
 			}
-			skipped = append(skipped, fmt.Sprintf("key %d is cooling down until %s", i+1, st.CooldownUntil.Local().Format(time.Kitchen)))
-			continue
+			return "", err
 		}
+		key, st := p.Keys[i], p.State(i)
 		force := opts.Refresh && keystore.KindOf(key) == keystore.KindOAuth && st.Refresh != ""
 		tok, err := opts.Refresher.PoolToken(ctx, keystore.Fingerprint(key), force)
 		if errors.Is(err, pkce.ErrNeedsLogin) || errors.Is(err, pkce.ErrCannotRefresh) {
 			skipped = append(skipped, err.Error())
+			st.NeedsReauth = true // this run only: Next now skips it
 			continue
 		}
 		if err != nil {
 			return "", err
 		}
-		if k > 0 {
-			fmt.Fprintf(opts.IO.ErrOut, "piauth: using key %d/%d (%s)\n", i+1, n, strings.Join(skipped, "; "))
+		if i != p.Active {
+			fmt.Fprintf(opts.IO.ErrOut, "piauth: using key %d/%d (key %d is not usable now)\n", i+1, len(p.Keys), p.Active+1)
 		}
 		return tok, nil
 	}
-	if cooling == n {
-		return "", withCode(exitAllLimited, fmt.Errorf("all %d keys are rate-limited; first one frees at %s (in %s)",
-			n, firstFree.Local().Format(time.RFC3339), relDuration(firstFree.Sub(now))))
-	}
-	return "", withCode(exitNoKey, fmt.Errorf("no usable key in the pool of %d: %s", n, strings.Join(skipped, "; ")))
+	return "", fmt.Errorf("%w in the pool of %d: %s", rotate.ErrNoUsableKey, len(p.Keys), strings.Join(skipped, "; "))
 }
 
 // relDuration renders d for humans, rounded down: "2d 3h", "7h 12m", "12m",

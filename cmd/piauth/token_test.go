@@ -51,7 +51,7 @@ func TestToken(t *testing.T) {
 			wantCode: 4, wantErr: "all 2 keys are rate-limited; first one frees at"},
 		{name: "pool: nothing usable", auth: oauthCred(access, refresh, soon),
 			keys: []string{k1, k2}, states: []keystore.KeyState{{NeedsReauth: true}, {Expires: 1}},
-			wantCode: 3, wantErr: "no usable key in the pool"},
+			wantCode: 3, wantErr: "no usable key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
