@@ -1,0 +1,311 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/piauth/piauth/pkg/keystore"
+	"github.com/piauth/piauth/pkg/stream"
+)
+
+const (
+	// maxErrorBody caps an upstream error answer passed to the client.
+	maxErrorBody = 1 << 20
+	// maxMessageBody caps a non-streamed upstream answer.
+	maxMessageBody = 64 << 20
+)
+
+// keepRequestHeader reports whether a client request header goes upstream.
+// Credentials, hop-by-hop and all other headers are dropped; the transport
+// adds its own credentials and merges anthropic-beta with the OAuth betas.
+func keepRequestHeader(canonical string) bool {
+	switch canonical {
+	case "Anthropic-Version", "Anthropic-Beta", "Content-Type", "Accept":
+		return true
+	}
+	return false
+}
+
+// keepResponseHeader reports whether an upstream response header goes back
+// to the client: the request id, retry hints and rate-limit headers.
+func keepResponseHeader(canonical string) bool {
+	switch canonical {
+	case "Request-Id", "Retry-After", "Retry-After-Ms", "X-Should-Retry":
+		return true
+	}
+	return strings.HasPrefix(canonical, "Anthropic-Ratelimit-")
+}
+
+// forward sends the client's request upstream through the credentialed
+// client and passes the answer back.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rec *record) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.opts.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			p.fail(w, rec, http.StatusRequestEntityTooLarge, "request_too_large",
+				"Request exceeds the maximum allowed number of bytes ("+strconv.FormatInt(tooBig.Limit, 10)+").")
+		case r.Context().Err() != nil:
+			rec.Status, rec.Error = statusClientClosed, "client_closed"
+		default:
+			p.fail(w, rec, http.StatusBadRequest, "invalid_request_error", "read request body: "+err.Error())
+		}
+		return
+	}
+	target := p.opts.Upstream + r.URL.Path
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	// The body is a bytes.Reader, so GetBody is set: a rotating transport
+	// replays it for each key.
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		p.fail(w, rec, http.StatusBadGateway, "api_error", "piauth proxy: build upstream request: "+err.Error())
+		return
+	}
+	for name, vs := range r.Header {
+		if keepRequestHeader(name) {
+			req.Header[name] = vs
+		}
+	}
+	resp, err := p.opts.Client.Do(req)
+	if err != nil {
+		p.transportFailed(w, r, rec, err)
+		return
+	}
+	defer resp.Body.Close()
+	rec.Key = upstreamKey(resp.Request)
+	for name, vs := range resp.Header {
+		if keepResponseHeader(name) {
+			w.Header()[name] = vs
+		}
+	}
+	var tools *stream.ToolNames
+	toolNames := func() *stream.ToolNames { // parsed only when a mapped name shows up
+		if tools == nil {
+			tools = stream.ToolNamesFor(body)
+		}
+		return tools
+	}
+	switch {
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		p.passError(w, resp, rec)
+	case isEventStream(resp.Header.Get("Content-Type")):
+		p.passStream(w, r, resp, toolNames, rec)
+	default:
+		p.passJSON(w, r, resp, toolNames, rec)
+	}
+}
+
+// upstreamKey is the masked credential the transport sent, read from the
+// request it attached to the response ("" when unknown).
+func upstreamKey(req *http.Request) string {
+	if req == nil {
+		return ""
+	}
+	tok := req.Header.Get("X-Api-Key")
+	if tok == "" {
+		tok = bearer(req.Header.Get("Authorization"))
+	}
+	if tok == "" {
+		return ""
+	}
+	return keystore.Mask(tok)
+}
+
+func isEventStream(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "text/event-stream"
+}
+
+// passError passes an upstream error answer (status, body and the useful
+// headers already copied) to the client.
+func (p *Proxy) passError(w http.ResponseWriter, resp *http.Response, rec *record) {
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	rec.Status, rec.Error = resp.StatusCode, errorType(data)
+	if err != nil && len(data) == 0 {
+		data = errorJSON(rec.Error, "piauth proxy: read upstream error: "+err.Error())
+	}
+	ct := resp.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "application/json"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(data)
+}
+
+// errorType is error.type of an Anthropic error body, "api_error" otherwise.
+func errorType(data []byte) string {
+	var e apiErrorBody
+	if json.Unmarshal(data, &e) == nil && e.Error.Type != "" {
+		return e.Error.Type
+	}
+	return "api_error"
+}
+
+// passJSON passes a non-streamed answer, with tool names mapped back.
+func (p *Proxy) passJSON(w http.ResponseWriter, r *http.Request, resp *http.Response, tools func() *stream.ToolNames, rec *record) {
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxMessageBody))
+	if err != nil {
+		if r.Context().Err() != nil {
+			rec.Status, rec.Error = statusClientClosed, "client_closed"
+			return
+		}
+		p.fail(w, rec, http.StatusBadGateway, "api_error", "piauth proxy: read upstream answer: "+err.Error())
+		return
+	}
+	if bytes.Contains(data, []byte(stream.ToolPrefix)) {
+		data = mapMessageTools(data, tools())
+	}
+	rec.jsonUsage(data)
+	rec.Status = resp.StatusCode
+	ct := resp.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "application/json"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(data)
+}
+
+// mapMessageTools renames the tool_use blocks of a message back to the
+// client's tool names. Data it cannot read is returned unchanged.
+func mapMessageTools(data []byte, tools *stream.ToolNames) []byte {
+	var msg map[string]json.RawMessage
+	var content []map[string]json.RawMessage
+	if json.Unmarshal(data, &msg) != nil || json.Unmarshal(msg["content"], &content) != nil {
+		return data
+	}
+	changed := false
+	for _, b := range content {
+		var typ, name string
+		_ = json.Unmarshal(b["type"], &typ)
+		if typ != "tool_use" && typ != "server_tool_use" || json.Unmarshal(b["name"], &name) != nil {
+			continue
+		}
+		if orig := tools.Original(name); orig != name {
+			b["name"] = marshal(orig)
+			changed = true
+		}
+	}
+	if !changed {
+		return data
+	}
+	msg["content"] = marshal(content)
+	return marshal(msg)
+}
+
+// marshal encodes v without HTML escaping (the API does not escape either).
+func marshal(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// passStream passes a streamed answer event by event. Tool names in
+// content_block_start are mapped back; usage is peeked for the log. A broken
+// upstream stream ends with an `event: error`.
+//
+// Events are flushed to the client whenever the proxy has no further
+// complete event in hand, i.e. before every read from upstream that could
+// wait: no event ever sits in the proxy while it waits for upstream, and
+// a client that is behind gets the events already received in one write.
+func (p *Proxy) passStream(w http.ResponseWriter, r *http.Request, resp *http.Response, tools func() *stream.ToolNames, rec *record) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	w.WriteHeader(resp.StatusCode)
+	rec.Status, rec.Stream = resp.StatusCode, true
+
+	rc := http.NewResponseController(w)
+	out := bufio.NewWriterSize(w, 32<<10)
+	body := &flushingReader{r: resp.Body, flush: func() error {
+		if err := out.Flush(); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}}
+	prefix := []byte(stream.ToolPrefix)
+	stopped := false
+	dec := stream.NewDecoder(body)
+	for dec.Next() {
+		ev := dec.Event()
+		data := ev.Data
+		switch ev.Name {
+		case "content_block_start":
+			if bytes.Contains(data, prefix) {
+				data = stream.MapEventToolName(data, tools())
+			}
+		case "message_start", "message_delta":
+			rec.eventUsage(data)
+		case "message_stop":
+			stopped = true
+		case "error":
+			rec.Error = errorType(data)
+		}
+		writeEvent(out, ev.Name, data)
+	}
+	err := dec.Err()
+	switch {
+	case body.clientErr != nil || err != nil && r.Context().Err() != nil:
+		rec.Error = "client_closed"
+		return
+	case err != nil:
+		rec.Error = "api_error"
+		writeEvent(out, "error", errorJSON("api_error", "piauth proxy: upstream stream broke: "+err.Error()))
+	case !stopped && rec.Error == "":
+		rec.Error = "truncated"
+	}
+	_ = body.flush()
+}
+
+// flushingReader flushes the events written to the client before each read
+// from upstream.
+type flushingReader struct {
+	r         io.Reader
+	flush     func() error
+	clientErr error // the client could not be written to
+}
+
+func (f *flushingReader) Read(p []byte) (int, error) {
+	if err := f.flush(); err != nil {
+		f.clientErr = err
+		return 0, fmt.Errorf("write to client: %w", err)
+	}
+	return f.r.Read(p)
+}
+
+// writeEvent writes one server-sent event; multi-line data gets one data:
+// line per line.
+func writeEvent(w *bufio.Writer, name string, data []byte) {
+	if name != "" {
+		w.WriteString("event: ")
+		w.WriteString(name)
+		w.WriteByte('\n')
+	}
+	for {
+		line, rest, more := bytes.Cut(data, []byte("\n"))
+		w.WriteString("data: ")
+		w.Write(line)
+		w.WriteByte('\n')
+		if !more {
+			break
+		}
+		data = rest
+	}
+	w.WriteByte('\n')
+}
