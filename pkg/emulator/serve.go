@@ -2,12 +2,12 @@ package emulator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"time"
+
+	"github.com/piauth/piauth/internal/serve"
 )
 
 // DefaultAddr is the listen address when none is given: loopback, any free port.
@@ -19,19 +19,9 @@ const shutdownGrace = 5 * time.Second
 // Listen opens a TCP listener on addr ("" → DefaultAddr). A bare ":PORT" is
 // bound to loopback; only an explicit host listens elsewhere.
 func Listen(addr string) (net.Listener, error) {
-	if addr == "" {
-		addr = DefaultAddr
-	}
-	host, port, err := net.SplitHostPort(addr)
+	ln, err := serve.Listen(addr, DefaultAddr)
 	if err != nil {
-		return nil, fmt.Errorf("emulator address %q: %w", addr, err)
-	}
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
-	if err != nil {
-		return nil, fmt.Errorf("emulator listen: %w", err)
+		return nil, fmt.Errorf("emulator: %w", err)
 	}
 	return ln, nil
 }
@@ -44,37 +34,18 @@ func (e *Emulator) Serve(ctx context.Context, addr string, stdout io.Writer) err
 	if err != nil {
 		return err
 	}
-	if _, err := fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr()); err != nil {
+	if err := serve.Announce(stdout, ln); err != nil {
 		ln.Close()
 		return fmt.Errorf("emulator: %w", err)
 	}
 	return e.ServeListener(ctx, ln)
 }
 
-// ServeListener serves on ln until ctx is cancelled; it closes ln.
+// ServeListener serves on ln until ctx is cancelled; it closes ln. Streams
+// still open at shutdown are cut: an emulator has nothing to finish.
 func (e *Emulator) ServeListener(ctx context.Context, ln net.Listener) error {
-	reqCtx, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelReqs()
-	srv := &http.Server{
-		Handler:           e,
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return reqCtx },
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("emulator serve: %w", err)
-	case <-ctx.Done():
-	}
-	cancelReqs() // end streams in flight
-	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		return fmt.Errorf("emulator shutdown: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("emulator serve: %w", err)
+	if err := serve.Run(ctx, ln, e, serve.Options{Grace: shutdownGrace}); err != nil {
+		return fmt.Errorf("emulator: %w", err)
 	}
 	return nil
 }
