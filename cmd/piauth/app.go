@@ -125,9 +125,10 @@ func flagOrEnv(f *Factory, c *cli.Context, flag, env string) string {
 
 // run executes piauth with args (args[0] is the program name) and returns the
 // exit code. Errors are printed here, once.
-func run(ctx context.Context, f *Factory, args []string) int {
+func run(ctx context.Context, f *Factory, args []string) (code int) {
+	defer recoverPanic(f.IO.ErrOut, &code)
 	err := newApp(f).RunContext(ctx, args)
-	code := exitCode(err)
+	code = exitCode(err)
 	if err != nil && err.Error() != "" {
 		fmt.Fprintf(f.IO.ErrOut, "piauth: %s\n", err)
 	}

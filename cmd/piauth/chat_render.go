@@ -92,6 +92,9 @@ func (r *textRenderer) Finish(msg *stream.Message, _ error) error {
 }
 
 func (r *textRenderer) text(p []byte) error {
+	if len(p) == 0 { // an empty text block (e.g. a stream cut right after its start)
+		return nil
+	}
 	if r.errOpen {
 		if _, err := io.WriteString(r.errOut, "\n"); err != nil {
 			return err
