@@ -125,6 +125,7 @@ func chatRun(ctx context.Context, opts *chatOptions) error {
 	if interactive {
 		return s.loop(ctx, prompt)
 	}
+	s.discard = opts.Stream && !opts.JSON
 	_, err = s.turn(ctx, prompt)
 	return err
 }
@@ -218,6 +219,10 @@ type chatSession struct {
 	client  *messagesClient
 	tools   json.RawMessage
 	history []json.RawMessage // user and assistant turns, in order
+	// discard: a single --stream turn in text mode prints the answer as it
+	// arrives and needs nothing of it afterwards, so its text is not kept
+	// (constant memory however long the answer).
+	discard bool
 }
 
 // turn sends prompt after the history, renders the answer and returns it.
@@ -251,7 +256,8 @@ func (s *chatSession) turn(ctx context.Context, prompt string) (*stream.Message,
 	}
 	defer resp.Body.Close()
 	var sawUsage bool
-	msg, err := stream.ReadMessage(resp.Body, stream.ToolNamesFor(body), func(d stream.Delta) error {
+	acc := stream.Accumulator{Tools: stream.ToolNamesFor(body), Discard: s.discard}
+	msg, err := acc.Consume(resp.Body, func(d stream.Delta) error {
 		sawUsage = sawUsage || d.Usage != nil
 		if err := r.Delta(d); err != nil {
 			return err

@@ -145,8 +145,11 @@ func (d *doc) walk(dec *json.Decoder, ptr string) error {
 	return err
 }
 
+// escapePtr escapes a JSON pointer token (RFC 6901: "~" → "~0", then "/" → "~1").
+// It runs once per object key on every file read, so it must not build a
+// strings.Replacer per call; ReplaceAll returns s as is when nothing matches.
 func escapePtr(s string) string {
-	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }
 
 // syntax converts a decoding error into a positioned *MalformedError.

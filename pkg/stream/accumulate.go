@@ -105,6 +105,11 @@ type blockState struct {
 type Accumulator struct {
 	// Tools, when set, maps tool names shaped by Shape back to the caller's names.
 	Tools *ToolNames
+	// Discard, when set, keeps no text or thinking: every delta is still
+	// reported (valid until the next Add), but the Message's text and
+	// thinking are empty. Memory then stays constant however long the answer
+	// (piauth chat --stream prints as it goes and needs nothing after).
+	Discard bool
 
 	started, done bool
 	id, model     string
@@ -264,6 +269,9 @@ func (a *Accumulator) fastDelta(data []byte) (Delta, bool, error) {
 	switch {
 	case kind == fastText && bs.b.Type == "text", kind == fastThinking && bs.b.Type == "thinking":
 		dst = &bs.text
+		if a.Discard {
+			bs.text = bs.text[:0]
+		}
 	case kind == fastJSON && isToolBlock(bs.b.Type):
 		dst = &bs.json
 	default:
@@ -375,12 +383,18 @@ func (a *Accumulator) blockDelta(w *wireEvent) (Delta, error) {
 		if bs.b.Type != "text" {
 			return mismatch()
 		}
+		if a.Discard {
+			bs.text = bs.text[:0]
+		}
 		start := len(bs.text)
 		bs.text = append(bs.text, w.Delta.Text...)
 		d.Text = bs.text[start:len(bs.text):len(bs.text)]
 	case "thinking_delta":
 		if bs.b.Type != "thinking" {
 			return mismatch()
+		}
+		if a.Discard {
+			bs.text = bs.text[:0]
 		}
 		start := len(bs.text)
 		bs.text = append(bs.text, w.Delta.Thinking...)
@@ -465,9 +479,14 @@ func (a *Accumulator) block(i int) Block {
 	b := bs.b
 	switch b.Type {
 	case "text":
-		b.Text = string(bs.text)
+		if !a.Discard {
+			b.Text = string(bs.text)
+		}
 	case "thinking":
-		b.Thinking, b.Signature = string(bs.text), string(bs.sig)
+		if !a.Discard {
+			b.Thinking = string(bs.text)
+		}
+		b.Signature = string(bs.sig)
 	}
 	return b
 }
@@ -504,21 +523,27 @@ func (a *Accumulator) Finish() error {
 // message so far together with the first error: a read error, an error from
 // Add or onDelta, or ErrTruncated. tools, if non-nil, maps tool names back.
 func ReadMessage(r io.Reader, tools *ToolNames, onDelta func(Delta) error) (*Message, error) {
-	dec := NewDecoder(r)
 	acc := Accumulator{Tools: tools}
-	for !acc.Done() && dec.Next() {
-		d, err := acc.Add(dec.Event())
+	return acc.Consume(r, onDelta)
+}
+
+// Consume is ReadMessage with a configured Accumulator (Tools, Discard): it
+// decodes r and adds every event until message_stop or EOF.
+func (a *Accumulator) Consume(r io.Reader, onDelta func(Delta) error) (*Message, error) {
+	dec := NewDecoder(r)
+	for !a.Done() && dec.Next() {
+		d, err := a.Add(dec.Event())
 		if err != nil {
-			return acc.Message(), err
+			return a.Message(), err
 		}
 		if onDelta != nil {
 			if err := onDelta(d); err != nil {
-				return acc.Message(), err
+				return a.Message(), err
 			}
 		}
 	}
 	if err := dec.Err(); err != nil {
-		return acc.Message(), err
+		return a.Message(), err
 	}
-	return acc.Message(), acc.Finish()
+	return a.Message(), a.Finish()
 }
