@@ -197,7 +197,8 @@ fi
 # 4. The CLI against the emulator.
 log "building piauth…"
 BIN=$WORK/piauth
-go build -o "$BIN" ./cmd/piauth
+# Built as scripts/install.sh builds it (static, stripped): what users run.
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN" ./cmd/piauth
 
 # The scenario: the default reply is the 20,000-delta answer (curl and chat read it);
 # "bigreply" tokens get a 50 MiB answer, "small" tokens a one-delta answer (rotation,
@@ -351,7 +352,7 @@ measure_cmd token_ms "goal <= 15" piauth --dir "$A_STREAM" token
 mkdir -p "$WORK/hello"
 printf 'module hello\n\ngo 1.26\n' >"$WORK/hello/go.mod"
 printf 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("hello") }\n' >"$WORK/hello/main.go"
-if (cd "$WORK/hello" && GOFLAGS= go build -o hello .) >/dev/null 2>&1; then
+if (cd "$WORK/hello" && GOFLAGS= CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o hello .) >/dev/null 2>&1; then
 	measure_cmd exec_floor_ms "(reported: a Go hello world, same timing)" "$WORK/hello/hello"
 else
 	na exec_floor_ms

@@ -31,7 +31,7 @@ else
   command -v go >/dev/null || { echo "install.sh: go is not installed (https://go.dev/dl/)" >&2; exit 1; }
   version=${PIAUTH_VERSION:-$(git describe --tags --always --dirty 2>/dev/null || true)}
   version=${version:-dev}
-  go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$tmp/piauth" ./cmd/piauth
+  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$tmp/piauth" ./cmd/piauth
 fi
 
 # put SRC DEST MODE: installs SRC as DEST unless DEST already has that content.
