@@ -53,7 +53,8 @@ func readFile(path string, warnMode func(path string, mode fs.FileMode)) ([]byte
 
 // doc is a validated JSON document: no syntax errors, no duplicate object keys
 // at any level, nothing after the value. offs maps a JSON pointer ("/a/0/b")
-// to the byte offset where that value starts, for positioned errors.
+// to the byte offset where that value starts, for positioned errors; it is
+// built only when an error needs it, so a valid file is walked once.
 type doc struct {
 	path string
 	data []byte
@@ -62,7 +63,7 @@ type doc struct {
 
 // parseDoc validates data as exactly one JSON value.
 func parseDoc(path string, data []byte) (*doc, error) {
-	d := &doc{path: path, data: data, offs: map[string]int64{}}
+	d := &doc{path: path, data: data}
 	if bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) {
 		return nil, d.errAt(0, "byte order mark not allowed (save the file as UTF-8 without BOM)")
 	}
@@ -89,12 +90,110 @@ func parseDoc(path string, data []byte) (*doc, error) {
 	if err := json.Unmarshal(data, &whole); err != nil {
 		return nil, d.syntax(nil, err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := d.walk(dec, ""); err != nil {
-		return nil, d.syntax(dec, err)
+	sc := dupScanner{data: data}
+	if err := sc.value(); err != nil {
+		return nil, err.(*dupKeyError).malformed(d)
 	}
 	return d, nil
+}
+
+// dupKeyError is a repeated object key found by dupScanner.
+type dupKeyError struct {
+	off int
+	key string
+}
+
+func (e *dupKeyError) Error() string { return fmt.Sprintf("duplicate key %q", e.key) }
+
+func (e *dupKeyError) malformed(d *doc) error { return d.errAt(int64(e.off), e.Error()) }
+
+// dupScanner finds repeated object keys (which encoding/json silently
+// merges) in one pass over JSON that is already known to be valid, without
+// a token per value: it runs on every read of a pool of any size.
+type dupScanner struct {
+	data []byte
+	i    int
+}
+
+func (s *dupScanner) ws() {
+	for s.i < len(s.data) {
+		switch s.data[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// str skips the string at s.i and returns it with its quotes.
+func (s *dupScanner) str() []byte {
+	start := s.i
+	for s.i++; s.data[s.i] != '"'; s.i++ {
+		if s.data[s.i] == '\\' {
+			s.i++
+		}
+	}
+	s.i++
+	return s.data[start:s.i]
+}
+
+func (s *dupScanner) value() error {
+	s.ws()
+	switch s.data[s.i] {
+	case '{':
+		s.i++
+		seen := map[string]struct{}{}
+		for {
+			s.ws()
+			if s.data[s.i] == '}' {
+				s.i++
+				return nil
+			}
+			off := s.i
+			raw := s.str()
+			key := string(raw[1 : len(raw)-1])
+			if bytes.IndexByte(raw, '\\') >= 0 {
+				_ = json.Unmarshal(raw, &key) // valid JSON: cannot fail
+			}
+			if _, dup := seen[key]; dup {
+				return &dupKeyError{off: off, key: key}
+			}
+			seen[key] = struct{}{}
+			s.ws()
+			s.i++ // ':'
+			if err := s.value(); err != nil {
+				return err
+			}
+			s.ws()
+			if s.data[s.i] == ',' {
+				s.i++
+			}
+		}
+	case '[':
+		s.i++
+		for {
+			s.ws()
+			if s.data[s.i] == ']' {
+				s.i++
+				return nil
+			}
+			if err := s.value(); err != nil {
+				return err
+			}
+			s.ws()
+			if s.data[s.i] == ',' {
+				s.i++
+			}
+		}
+	case '"':
+		s.str()
+	default: // number, true, false, null
+		for s.i < len(s.data) && bytes.IndexByte([]byte(",]} \t\r\n"), s.data[s.i]) < 0 {
+			s.i++
+		}
+	}
+	return nil
 }
 
 // valueStart is where the next value begins after offset off (skipping
@@ -106,8 +205,13 @@ func (d *doc) valueStart(off int64) int64 {
 	return off
 }
 
-func (d *doc) walk(dec *json.Decoder, ptr string) error {
-	d.offs[ptr] = d.valueStart(dec.InputOffset())
+// walk stores the offset of the value at the decoder's position, and of
+// everything inside it, under its JSON pointer (record), for positioned
+// errors in a document already known to be valid.
+func (d *doc) walk(dec *json.Decoder, ptr string, record bool) error {
+	if record {
+		d.offs[ptr] = d.valueStart(dec.InputOffset())
+	}
 	tok, err := dec.Token()
 	if err != nil {
 		return err
@@ -130,13 +234,21 @@ func (d *doc) walk(dec *json.Decoder, ptr string) error {
 				return &MalformedError{Path: d.path, Line: -1, Col: int(keyOff), Msg: fmt.Sprintf("duplicate key %q", key)}
 			}
 			seen[key] = true
-			if err := d.walk(dec, ptr+"/"+escapePtr(key)); err != nil {
+			child := ""
+			if record {
+				child = ptr + "/" + escapePtr(key)
+			}
+			if err := d.walk(dec, child, record); err != nil {
 				return err
 			}
 		}
 	case '[':
 		for i := 0; dec.More(); i++ {
-			if err := d.walk(dec, ptr+"/"+strconv.Itoa(i)); err != nil {
+			child := ""
+			if record {
+				child = ptr + "/" + strconv.Itoa(i)
+			}
+			if err := d.walk(dec, child, record); err != nil {
 				return err
 			}
 		}
@@ -198,6 +310,12 @@ func (d *doc) errAt(off int64, msg string) *MalformedError {
 
 // at is errAt for the value at JSON pointer ptr.
 func (d *doc) at(ptr, msg string) *MalformedError {
+	if d.offs == nil { // first error: record every value's offset (the document is valid JSON)
+		d.offs = map[string]int64{}
+		dec := json.NewDecoder(bytes.NewReader(d.data))
+		dec.UseNumber()
+		_ = d.walk(dec, "", true)
+	}
 	return d.errAt(d.offs[ptr], msg)
 }
 
