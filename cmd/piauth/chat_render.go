@@ -1,16 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/piauth/piauth/internal/secret"
 	"io"
 	"net/http"
 	"net/url"
 
+	"github.com/piauth/piauth/internal/secret"
 	"github.com/piauth/piauth/pkg/stream"
 )
 
@@ -30,18 +31,26 @@ func newRenderer(o *chatOptions) renderer {
 		enc.SetEscapeHTML(false)
 		return &jsonRenderer{enc: enc}
 	}
-	return &textRenderer{
+	r := &textRenderer{
 		out:      o.IO.Out,
 		errOut:   o.IO.ErrOut,
 		live:     o.Stream,
 		thinking: o.ShowThinking || o.IO.ErrTTY,
 		dim:      o.IO.ErrScheme().Dim,
 	}
+	if o.Stream && !o.IO.OutTTY {
+		// A pipe or file gets whole lines: one write per line instead of one
+		// per delta (a long answer has tens of thousands of deltas).
+		r.lines = bufio.NewWriter(o.IO.Out)
+		r.out = r.lines
+	}
+	return r
 }
 
 // textRenderer writes the answer's text to stdout, thinking (dimmed) and tool
-// calls to stderr. With live set it writes each delta as it arrives (stdout
-// is written through, unbuffered); else it prints the message at Finish.
+// calls to stderr. With live set it writes each delta as it arrives (written
+// through on a terminal, a line at a time to a pipe or file); else it prints
+// the message at Finish.
 // A line left open on one stream is ended before the other is written, so
 // the two interleave cleanly on a terminal.
 type textRenderer struct {
@@ -51,6 +60,19 @@ type textRenderer struct {
 	dim         func(a ...any) string
 
 	outOpen, errOpen bool // the last line written to stdout / stderr is not ended
+
+	lines *bufio.Writer // line buffer in front of a non-terminal stdout, else nil
+}
+
+// flush writes out what the line buffer holds.
+func (r *textRenderer) flush() error {
+	if r.lines == nil {
+		return nil
+	}
+	if err := r.lines.Flush(); err != nil {
+		return fmt.Errorf("write answer: %w", err)
+	}
+	return nil
 }
 
 func (r *textRenderer) Delta(d stream.Delta) error {
@@ -105,6 +127,9 @@ func (r *textRenderer) text(p []byte) error {
 		return fmt.Errorf("write answer: %w", err)
 	}
 	r.outOpen = p[len(p)-1] != '\n'
+	if bytes.IndexByte(p, '\n') >= 0 {
+		return r.flush()
+	}
 	return nil
 }
 
@@ -117,6 +142,9 @@ func (r *textRenderer) think(p []byte) error {
 			return err
 		}
 		r.outOpen = false
+	}
+	if err := r.flush(); err != nil {
+		return err
 	}
 	if _, err := io.WriteString(r.errOut, r.dim(string(p))); err != nil {
 		return err
@@ -146,6 +174,9 @@ func (r *textRenderer) endLines() error {
 			return err
 		}
 		r.outOpen = false
+	}
+	if err := r.flush(); err != nil {
+		return err
 	}
 	if r.errOpen {
 		if _, err := io.WriteString(r.errOut, "\n"); err != nil {

@@ -42,6 +42,7 @@ type chatHarness struct {
 	mu     sync.Mutex
 	bodies [][]byte // bodies of the /v1/messages requests, in order
 	cutEnd bool     // drop message_stop from every stream (truncation)
+	outTTY bool     // stdout is a terminal
 }
 
 // newChatHarness starts the emulator with scenario (JSON, "" for none).
@@ -145,6 +146,7 @@ func (h *chatHarness) run(ctx context.Context, stdin string, out io.Writer, args
 	if out != nil {
 		f.IO.Out = io.MultiWriter(bufs.Out, out)
 	}
+	f.IO.OutTTY = h.outTTY
 	argv := append([]string{"piauth", "--dir", h.dir, "--keyring", "off", "chat"}, args...)
 	res := chatResult{code: run(ctx, f, argv), out: bufs.Out.String(), err: bufs.Err.String()}
 	for _, tok := range h.tokens {
@@ -518,6 +520,7 @@ func TestChatInterrupted(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newChatHarness(t, chatScenario)
+			h.outTTY = true // at a terminal every delta is written at once
 			h.login(chatToken("slow"))
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -648,6 +651,46 @@ func TestChatJSONGolden(t *testing.T) {
 			want, err := os.ReadFile(golden)
 			require.NoError(t, err, "run with -update-chat to create it")
 			assert.Equal(t, string(want), got)
+		})
+	}
+}
+
+// writeRecorder keeps every Write it gets, separately.
+type writeRecorder struct{ writes []string }
+
+func (w *writeRecorder) Write(p []byte) (int, error) {
+	w.writes = append(w.writes, string(p))
+	return len(p), nil
+}
+
+// TestChatStreamWrites checks --stream's output granularity: every delta at
+// once on a terminal, whole lines to a pipe or file.
+func TestChatStreamWrites(t *testing.T) {
+	const text = "line one\nline two\nline three"
+	scenario := `{"reply": {"text": "line one\nline two\nline three", "deltas": 9}}`
+	tests := []struct {
+		name   string
+		tty    bool
+		writes int
+	}{
+		{"terminal: one write per delta, then the final newline", true, 10},
+		{"pipe: one write per line", false, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newChatHarness(t, scenario)
+			h.outTTY = tt.tty
+			h.login(chatToken("lines"))
+			rec := &writeRecorder{}
+			res := h.run(context.Background(), "", rec, "--stream", "hi")
+			require.Equal(t, 0, res.code, res.err)
+			assert.Equal(t, text+"\n", res.out)
+			assert.Len(t, rec.writes, tt.writes, "writes: %q", rec.writes)
+			if !tt.tty {
+				for _, w := range rec.writes {
+					assert.True(t, strings.HasSuffix(w, "\n"), "a write ends a line: %q", w)
+				}
+			}
 		})
 	}
 }

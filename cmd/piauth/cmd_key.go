@@ -5,8 +5,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/urfave/cli/v2"
+
+	"github.com/piauth/piauth/pkg/keystore"
 )
 
 // newKeyCmd is the parent of the key pool commands (`piauth key …`).

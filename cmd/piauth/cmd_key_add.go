@@ -9,8 +9,9 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/urfave/cli/v2"
+
+	"github.com/piauth/piauth/pkg/keystore"
 )
 
 // keyAddOptions are the inputs of `piauth key add`.

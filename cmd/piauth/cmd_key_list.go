@@ -7,8 +7,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/urfave/cli/v2"
+
+	"github.com/piauth/piauth/pkg/keystore"
 )
 
 // keyListOptions are the inputs of `piauth key list`.

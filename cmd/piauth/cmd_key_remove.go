@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/urfave/cli/v2"
+
+	"github.com/piauth/piauth/pkg/keystore"
 )
 
 // keyRemoveOptions are the inputs of `piauth key remove`.

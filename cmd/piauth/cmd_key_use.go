@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/urfave/cli/v2"
+
+	"github.com/piauth/piauth/pkg/keystore"
 )
 
 // keyUseOptions are the inputs of `piauth key use`.

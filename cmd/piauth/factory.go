@@ -2,11 +2,11 @@ package main
 
 import (
 	"fmt"
-
-	"github.com/piauth/piauth/pkg/keystore"
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/piauth/piauth/pkg/keystore"
 )
 
 // Factory wires the dependencies every command needs. It is built once in

@@ -6,9 +6,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/piauth/piauth/pkg/keystore"
 )
 
 func TestKeyAddStdin(t *testing.T) {

@@ -4,8 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/stretchr/testify/assert"
+
+	"github.com/piauth/piauth/pkg/keystore"
 )
 
 // Tests of the commands that change the pool's state: use, remove, reset.

@@ -14,9 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/piauth/piauth/pkg/keystore"
 )
 
 // testKey builds a distinct, long, obviously fake token of kind "oat01" or

@@ -7,9 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/piauth/piauth/pkg/keystore"
 )
 
 // Round trip through the REAL Secret Service: add, list, remove, hand edit +

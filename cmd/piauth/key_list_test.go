@@ -5,9 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/piauth/piauth/pkg/keystore"
 )
 
 func TestKeyList(t *testing.T) {

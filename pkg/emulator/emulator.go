@@ -21,12 +21,13 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"github.com/piauth/piauth/internal/secret"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/piauth/piauth/internal/secret"
 )
 
 // DefaultClientID is the OAuth client id of Claude Code, the only one the

@@ -8,10 +8,11 @@ package keystore
 import (
 	"errors"
 	"fmt"
-	"github.com/piauth/piauth/internal/secret"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/piauth/piauth/internal/secret"
 )
 
 // File names inside the agent directory and the default keyring service.

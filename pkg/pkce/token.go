@@ -6,13 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/piauth/piauth/internal/secret"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/piauth/piauth/internal/secret"
 )
 
 // Sentinel errors callers branch on.

@@ -3,7 +3,6 @@ package pkce
 import (
 	"context"
 	"errors"
-	redact "github.com/piauth/piauth/internal/secret"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	redact "github.com/piauth/piauth/internal/secret"
 )
 
 type reply struct {

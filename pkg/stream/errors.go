@@ -4,10 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/piauth/piauth/internal/secret"
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/piauth/piauth/internal/secret"
 )
 
 // ErrTruncated reports a stream that ended before message_stop. It is wrapped

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	redact "github.com/piauth/piauth/internal/secret"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	redact "github.com/piauth/piauth/internal/secret"
 )
 
 // Short fake credentials; real ones are far longer.
