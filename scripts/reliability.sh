@@ -22,23 +22,14 @@
 # It prints one "result NAME VALUE" line per figure and exits non-zero when a
 # figure is worse than its bound, is missing, or a test failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+self=$(realpath "$0")
+cd "$(dirname "$self")/.."
 
-if [ -z "${PIAUTH_TEST_IN_DBUS:-}" ]; then
-  for tool in dbus-run-session gnome-keyring-daemon secret-tool; do
-    command -v "$tool" >/dev/null || { echo "scripts/reliability.sh: $tool is missing (apt-get install gnome-keyring dbus dbus-x11 libsecret-tools)" >&2; exit 1; }
-  done
-  PIAUTH_TEST_IN_DBUS=1 exec dbus-run-session -- "$0" "$@"
-fi
-
+# shellcheck source=scripts/keyring-session.sh
+. scripts/keyring-session.sh
+piauth_keyring_session "$self" "$@"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-eval "$(printf 'piauth-test' | XDG_DATA_HOME="$work/keyring" gnome-keyring-daemon --unlock --components=secrets)"
-export GNOME_KEYRING_CONTROL
-for _ in $(seq 50); do
-  secret-tool search --all service piauth-ci-probe >/dev/null 2>&1 && break
-  sleep 0.1
-done
+trap 'kill "$PIAUTH_TEST_KEYRING_PID" 2>/dev/null; rm -rf "$work" "$PIAUTH_TEST_KEYRING_HOME"' EXIT
 
 export PIAUTH_TRANSCRIPTS="${PIAUTH_TRANSCRIPTS:-$(cd .. && pwd)/shared/transcripts}"
 fuzztime="${PIAUTH_FUZZTIME:-60s}"

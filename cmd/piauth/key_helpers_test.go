@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -98,37 +94,6 @@ func decodeList(t *testing.T, out string) []map[string]any {
 	var items []map[string]any
 	require.NoError(t, json.Unmarshal([]byte(out), &items), "output: %s", out)
 	return items
-}
-
-// realKeyringService returns a fresh service name on the real Secret Service
-// (failing when none answers); its items are cleared when the test ends.
-func realKeyringService(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	svc := "piauth-test-" + hex.EncodeToString(b)
-	_, err := keystore.NewOSKeyring(svc, 0).Get("probe")
-	require.ErrorIs(t, err, keystore.ErrNotFound, "a Secret Service must answer: run the tests with scripts/test.sh")
-	t.Cleanup(func() { _ = exec.Command("secret-tool", "clear", "service", svc).Run() })
-	return svc
-}
-
-// secretToolUsers lists the "username" attribute of every item of svc, as
-// libsecret's secret-tool (not our code) sees them.
-func secretToolUsers(t *testing.T, svc string) []string {
-	t.Helper()
-	var stderr bytes.Buffer
-	cmd := exec.Command("secret-tool", "search", "--all", "service", svc)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "secret-tool: %s", stderr.String())
-	var users []string
-	for line := range strings.Lines(string(out) + stderr.String()) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "attribute.username = "); ok {
-			users = append(users, v)
-		}
-	}
-	return users
 }
 
 // keyItems returns the keyring item names for toks ("key:<fp>").

@@ -10,13 +10,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/piauth/piauth/internal/testenv"
 	"github.com/piauth/piauth/pkg/keystore"
 )
 
 // Round trip through the REAL Secret Service: add, list, remove, hand edit +
 // sync, lose the file, restore; checked with secret-tool too.
 func TestKeyKeyringRoundTrip(t *testing.T) {
-	svc := realKeyringService(t)
+	svc := testenv.KeyringService(t)
 	dir := t.TempDir()
 	r := piauthRun{dir: dir, keyring: "on", env: map[string]string{"PIAUTH_KEYRING_SERVICE": svc}}
 	k1, k2, k3, k4 := testKey("oat01", 1), testKey("api03", 2), testKey("oat01", 3), testKey("oat01", 4)
@@ -25,7 +26,7 @@ func TestKeyKeyringRoundTrip(t *testing.T) {
 	r.stdin = k1 + "\n" + k2 + "\n" + k3 + "\n"
 	res := r.run(t, "key", "add", "--stdin", "--label", "team")
 	require.Equal(t, 0, res.code, res.err)
-	assert.ElementsMatch(t, append(keyItems(k1, k2, k3), "index"), secretToolUsers(t, svc))
+	assert.ElementsMatch(t, append(keyItems(k1, k2, k3), "index"), testenv.SecretToolUsers(t, svc))
 
 	res = r.run(t, "key", "list", "--json")
 	require.Equal(t, 0, res.code, res.err)
@@ -38,7 +39,7 @@ func TestKeyKeyringRoundTrip(t *testing.T) {
 
 	res = r.run(t, "key", "remove", "2")
 	require.Equal(t, 0, res.code, res.err)
-	assert.ElementsMatch(t, append(keyItems(k1, k3), "index"), secretToolUsers(t, svc), "remove deletes the keyring item")
+	assert.ElementsMatch(t, append(keyItems(k1, k3), "index"), testenv.SecretToolUsers(t, svc), "remove deletes the keyring item")
 
 	// A hand edit of the file (as the seed README suggests) is picked up by sync.
 	poolPath := filepath.Join(dir, keystore.PoolFileName)
@@ -52,7 +53,7 @@ func TestKeyKeyringRoundTrip(t *testing.T) {
 	res = r.run(t, "key", "sync")
 	require.Equal(t, 0, res.code, res.err)
 	assert.Contains(t, res.out, "2 keys; 2 written, 1 removed")
-	assert.ElementsMatch(t, append(keyItems(k1, k4), "index"), secretToolUsers(t, svc))
+	assert.ElementsMatch(t, append(keyItems(k1, k4), "index"), testenv.SecretToolUsers(t, svc))
 	res = r.run(t, "key", "sync")
 	require.Equal(t, 0, res.code, res.err)
 	assert.Contains(t, res.out, "0 written, 0 removed", "sync is idempotent")
@@ -128,7 +129,7 @@ func TestKeyListLargePoolReadsKeyringOnce(t *testing.T) {
 	if testing.Short() {
 		n = 50
 	}
-	svc := realKeyringService(t)
+	svc := testenv.KeyringService(t)
 	dir := t.TempDir()
 	keys := make([]string, n)
 	for i := range keys {

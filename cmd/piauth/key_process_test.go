@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/piauth/piauth/internal/testenv"
 )
 
 // 32 real piauth processes add distinct keys at once: the pool's cross-process
@@ -18,7 +20,7 @@ import (
 func TestKeyAddConcurrentProcesses(t *testing.T) {
 	const n = 32
 	bin := piauthBinary(t)
-	svc := realKeyringService(t)
+	svc := testenv.KeyringService(t)
 	dir := t.TempDir()
 	env := append(os.Environ(), "PIAUTH_KEYRING_SERVICE="+svc, "NO_COLOR=1")
 
@@ -53,7 +55,7 @@ func TestKeyAddConcurrentProcesses(t *testing.T) {
 	for i := range p.Keys {
 		assert.True(t, strings.HasPrefix(p.State(i).Label, "p"))
 	}
-	assert.ElementsMatch(t, append(keyItems(keys...), "index"), secretToolUsers(t, svc), "every key in the keyring")
+	assert.ElementsMatch(t, append(keyItems(keys...), "index"), testenv.SecretToolUsers(t, svc), "every key in the keyring")
 
 	res := piauthRun{dir: dir, keyring: "on", env: map[string]string{"PIAUTH_KEYRING_SERVICE": svc}}.run(t, "key", "list", "--json")
 	require.Equal(t, 0, res.code, res.err)

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/piauth/piauth/internal/testenv"
 	"github.com/piauth/piauth/pkg/emulator"
 	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/piauth/piauth/pkg/pkce"
@@ -26,7 +27,7 @@ import (
 func TestReliabilityConcurrentWriters(t *testing.T) {
 	n := relSize(16, 64)
 	env := newAuthEnv(t)
-	svc := realKeyringService(t)
+	svc := testenv.KeyringService(t)
 	piauthBinary(t)
 	vars := env.vars()
 	vars["PIAUTH_KEYRING_SERVICE"] = svc
@@ -87,7 +88,7 @@ func TestReliabilityConcurrentWriters(t *testing.T) {
 	lost := 0
 	p := readPool(t, env.dir) // parses, state included
 	inKeyring := map[string]bool{}
-	for _, u := range secretToolUsers(t, svc) {
+	for _, u := range testenv.SecretToolUsers(t, svc) {
 		inKeyring[u] = true
 	}
 	for i, key := range added {

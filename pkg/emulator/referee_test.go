@@ -13,19 +13,9 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/v2/packages/ssestream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// transcriptsDir is $PIAUTH_TRANSCRIPTS or the shared recordings next to the repo.
-func transcriptsDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("PIAUTH_TRANSCRIPTS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "transcripts")
-	}
-	_, err := os.Stat(dir)
-	require.NoError(t, err, "real recordings are needed: set PIAUTH_TRANSCRIPTS")
-	return dir
-}
+	"github.com/piauth/piauth/internal/testenv"
+)
 
 // accumulate decodes an SSE response with the official SDK, the referee.
 func accumulate(t *testing.T, resp *http.Response) anthropic.Message {
@@ -70,7 +60,7 @@ func blocksOf(t *testing.T, blocks []anthropic.ContentBlockUnion) []blockView {
 }
 
 func TestRefereeToolUseMatchesRecording(t *testing.T) {
-	f, err := os.Open(filepath.Join(transcriptsDir(t), "tool-use.sse"))
+	f, err := os.Open(filepath.Join(testenv.TranscriptsDir(t), "tool-use.sse"))
 	require.NoError(t, err)
 	t.Cleanup(func() { f.Close() })
 	recorded := accumulate(t, &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: f})

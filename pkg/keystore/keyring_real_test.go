@@ -8,8 +8,6 @@ package keystore
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net"
 	"os"
@@ -21,44 +19,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	gokeyring "github.com/zalando/go-keyring"
+
+	"github.com/piauth/piauth/internal/testenv"
 )
 
-// realKeyringService returns a fresh service name on the real keyring, after
-// checking the Secret Service answers (failing the test otherwise). Its items
-// are deleted when the test ends.
-func realKeyringService(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	svc := "piauth-test-" + hex.EncodeToString(b)
-	kr := NewOSKeyring(svc, 0)
-	_, err := kr.Get("probe")
-	require.ErrorIs(t, err, ErrNotFound, "a Secret Service must answer (run under dbus-run-session + gnome-keyring-daemon, see the top of keyring_real_test.go)")
-	t.Cleanup(func() { _ = gokeyring.DeleteAll(svc) })
-	return svc
-}
-
-// secretToolUsers lists the "user" attribute of every item of service, as
-// seen by libsecret's secret-tool (not by our code).
-func secretToolUsers(t *testing.T, svc string) []string {
-	t.Helper()
-	var stderr bytes.Buffer
-	cmd := exec.Command("secret-tool", "search", "--all", "service", svc)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "secret-tool: %s", stderr.String())
-	var users []string
-	for line := range strings.Lines(string(out) + stderr.String()) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "attribute.username = "); ok {
-			users = append(users, v)
-		}
-	}
-	return users
-}
-
 func TestRealKeyringRoundTrip(t *testing.T) {
-	svc := realKeyringService(t)
+	svc := testenv.KeyringService(t)
 	ctx := context.Background()
 	s, err := Open(Options{Dir: t.TempDir(), Mode: ModeOn, Service: svc})
 	require.NoError(t, err)
@@ -78,7 +44,7 @@ func TestRealKeyringRoundTrip(t *testing.T) {
 	assert.True(t, s.InKeyring(Fingerprint(a)))
 	assert.True(t, s.InKeyring(Fingerprint(b)))
 	assert.False(t, s.InKeyring(Fingerprint(c)))
-	assert.ElementsMatch(t, []string{"index", "key:" + Fingerprint(a), "key:" + Fingerprint(b)}, secretToolUsers(t, svc))
+	assert.ElementsMatch(t, []string{"index", "key:" + Fingerprint(a), "key:" + Fingerprint(b)}, testenv.SecretToolUsers(t, svc))
 
 	// Lose the file, restore it from the keyring.
 	require.NoError(t, os.Remove(s.PoolPath()))
@@ -99,11 +65,11 @@ func TestRealKeyringRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 2, added, "c is new and b's label was dropped by the hand edit")
 	assert.Equal(t, 1, removed)
-	assert.ElementsMatch(t, []string{"index", "key:" + Fingerprint(b), "key:" + Fingerprint(c)}, secretToolUsers(t, svc))
+	assert.ElementsMatch(t, []string{"index", "key:" + Fingerprint(b), "key:" + Fingerprint(c)}, testenv.SecretToolUsers(t, svc))
 }
 
 func TestOSKeyringErrors(t *testing.T) {
-	svc := realKeyringService(t)
+	svc := testenv.KeyringService(t)
 	kr := NewOSKeyring(svc, 0)
 	_, err := kr.Get("missing")
 	assert.ErrorIs(t, err, ErrNotFound)

@@ -19,6 +19,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/piauth/piauth/internal/testenv"
 )
 
 // helperEnv selects a child-process mode of the test binary (see runHelper).
@@ -133,7 +135,7 @@ func startHolder(t *testing.T, target string, env ...string) (cmd *exec.Cmd, std
 // TestConcurrentAddProcesses: 32 processes each add one key at the same time;
 // none is lost, in the file or in the (real) keyring.
 func TestConcurrentAddProcesses(t *testing.T) {
-	svc := realKeyringService(t)
+	svc := testenv.KeyringService(t)
 	dir := t.TempDir()
 	const n = 32
 	toks := make([]string, n)

@@ -3,8 +3,6 @@ package rotate
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -14,7 +12,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	gokeyring "github.com/zalando/go-keyring"
 
 	"github.com/piauth/piauth/pkg/emulator"
 	"github.com/piauth/piauth/pkg/keystore"
@@ -134,17 +131,3 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-// realKeyringService returns a fresh service name on the real Secret Service
-// (run under scripts/test.sh), failing when none answers. Its items are
-// deleted when the test ends.
-func realKeyringService(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	svc := "piauth-test-rotate-" + hex.EncodeToString(b)
-	_, err := keystore.NewOSKeyring(svc, 0).Get("probe")
-	require.ErrorIs(t, err, keystore.ErrNotFound, "a Secret Service must answer (run scripts/test.sh)")
-	t.Cleanup(func() { _ = gokeyring.DeleteAll(svc) })
-	return svc
-}

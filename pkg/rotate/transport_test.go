@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/piauth/piauth/internal/testenv"
 	"github.com/piauth/piauth/pkg/emulator"
 	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/piauth/piauth/pkg/pkce"
@@ -320,7 +321,7 @@ func TestAuthFailure(t *testing.T) {
 }
 
 func TestAPIKeyEvictedFromFileAndKeyring(t *testing.T) {
-	svc := realKeyringService(t)
+	svc := testenv.KeyringService(t)
 	clk := newClock()
 	e, url := emu(t, "", clk.Now)
 	dir := t.TempDir()

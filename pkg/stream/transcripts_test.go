@@ -14,19 +14,15 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/v2/packages/ssestream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/piauth/piauth/internal/testenv"
 )
 
-// transcripts returns the recorded *.sse files from $PIAUTH_TRANSCRIPTS or
-// ../../../shared/transcripts. It fails the test when neither exists.
+// transcripts returns the recorded *.sse files (see testenv.TranscriptsDir).
 func transcripts(t testing.TB) []string {
 	t.Helper()
-	dir := os.Getenv("PIAUTH_TRANSCRIPTS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "transcripts")
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.sse"))
+	files, err := filepath.Glob(filepath.Join(testenv.TranscriptsDir(t), "*.sse"))
 	require.NoError(t, err)
-	require.NotEmpty(t, files, "no recorded transcripts in %s (set PIAUTH_TRANSCRIPTS)", dir)
 	return files
 }
 

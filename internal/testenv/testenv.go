@@ -1,0 +1,80 @@
+// Package testenv is what piauth's tests share about their environment: the
+// real Secret Service they run against and the recorded Messages streams
+// beside the checkout. Only tests import it.
+package testenv
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	gokeyring "github.com/zalando/go-keyring"
+)
+
+// KeyringService returns a fresh service name on the real Secret Service,
+// prefixed "piauth-test-", so parallel tests and packages never share items.
+// It fails the test when no Secret Service answers (run the tests with
+// scripts/test.sh, which starts one) and deletes the service's items when the
+// test ends.
+func KeyringService(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	svc := "piauth-test-" + hex.EncodeToString(b)
+	errc := make(chan error, 1)
+	go func() { _, err := gokeyring.Get(svc, "probe"); errc <- err }()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, gokeyring.ErrNotFound) {
+			t.Fatalf("a Secret Service must answer (run the tests with scripts/test.sh): %v", err)
+		}
+	case <-time.After(10 * time.Second): // a hang bound, not a speed claim
+		t.Fatal("the Secret Service did not answer in 10 s (run the tests with scripts/test.sh)")
+	}
+	t.Cleanup(func() { _ = gokeyring.DeleteAll(svc) })
+	return svc
+}
+
+// SecretToolUsers lists the "username" attribute of every item of service svc
+// as libsecret's secret-tool (not piauth's code) sees them.
+func SecretToolUsers(t testing.TB, svc string) []string {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd := exec.Command("secret-tool", "search", "--all", "service", svc)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("secret-tool search: %v: %s", err, stderr.String())
+	}
+	var users []string
+	for line := range strings.Lines(string(out) + stderr.String()) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "attribute.username = "); ok {
+			users = append(users, v)
+		}
+	}
+	return users
+}
+
+// TranscriptsDir is the folder of recorded Messages streams (*.sse with their
+// *.expected.json): $PIAUTH_TRANSCRIPTS, else shared/transcripts beside the
+// checkout (tests run in a package folder two levels down). It fails the test
+// when neither holds any recording.
+func TranscriptsDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("PIAUTH_TRANSCRIPTS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "..", "shared", "transcripts")
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.sse"))
+	if len(files) == 0 {
+		t.Fatalf("no recorded transcripts in %s: set PIAUTH_TRANSCRIPTS", dir)
+	}
+	return dir
+}
