@@ -14,9 +14,10 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/piauth/piauth/internal/testenv"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,31 +26,13 @@ import (
 	"github.com/piauth/piauth/pkg/pkce"
 )
 
-// syncBuffer is a bytes.Buffer safe for the login's status goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // loginHarness runs loginRun against the emulator with a scripted browser.
 type loginHarness struct {
 	env          *authEnv
 	stdin        *io.PipeReader
 	paste        *io.PipeWriter
 	stdout       bytes.Buffer
-	stderr       syncBuffer
+	stderr       testenv.Buffer
 	callbackBody string // last page served by the callback server
 }
 

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/piauth/piauth/internal/testenv"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -249,7 +251,7 @@ func malformedCallback(t *testing.T, m *malformedTally, env *authEnv, setup func
 	before := snapshotDir(t, root)
 	cmd := exec.Command(piauthBinary(t), "--dir", agent, "--keyring", "off", "login", "--no-browser", "--port", "0")
 	cmd.Env = relEnv(env.vars())
-	var stderr syncBuffer
+	var stderr testenv.Buffer
 	pipe, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,4 +78,25 @@ func TranscriptsDir(t testing.TB) string {
 		t.Fatalf("no recorded transcripts in %s: set PIAUTH_TRANSCRIPTS", dir)
 	}
 	return dir
+}
+
+// Buffer is a bytes.Buffer safe for concurrent use: a log or status writer
+// that a test reads while the code under test may still write to it.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

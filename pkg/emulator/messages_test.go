@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/piauth/piauth/internal/testenv"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -224,30 +226,13 @@ func TestStatsAndReset(t *testing.T) {
 }
 
 func TestRequestLogMasksTokens(t *testing.T) {
-	var buf syncBuffer
+	var buf testenv.Buffer
 	tok := fakeTok("oat", "secretpart-logged")
 	_, srv := start(t, Options{Log: &buf})
 	post(t, srv, "/v1/messages", oauthHeaders(tok), body(nil))
 	out := buf.String()
 	assert.Contains(t, out, "POST /v1/messages 200 key=sk-ant-oat01-se…test")
 	assert.NotContains(t, out, "secretpart")
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestNotFound(t *testing.T) {

@@ -1,7 +1,6 @@
 package pkce
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/piauth/piauth/internal/testenv"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -57,24 +58,6 @@ func (as *authServer) params() url.Values {
 	as.mu.Lock()
 	defer as.mu.Unlock()
 	return as.got
-}
-
-// lockedBuffer is a Status writer safe to read while the login may still write.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // followBrowser is a fake browser that loads the authorize URL and follows the redirect
@@ -205,7 +188,7 @@ func TestLogin(t *testing.T) {
 				t.Cleanup(func() { _ = ln.Close() })
 				port = ln.Addr().(*net.TCPAddr).Port
 			}
-			status := &lockedBuffer{}
+			status := &testenv.Buffer{}
 			cfg := testConfig(ts, new([]time.Duration))
 			cfg.AuthorizeEndpoint = as.URL + "/oauth/authorize"
 			cfg.HTTP = nil // the default client; everything is on 127.0.0.1

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/piauth/piauth/internal/testenv"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/piauth/piauth/pkg/emulator"
@@ -25,24 +27,6 @@ func fakeToken(name string) string { return "sk-ant-" + "oat01-" + name + "-prox
 // clientKey is the proxy key the tests' clients present.
 func clientKey() string { return "piauth-proxy-" + "test-client-key" }
 
-// syncBuffer is a bytes.Buffer safe for the proxy's log goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // zeroRand makes the emulator's ids deterministic.
 type zeroRand struct{}
 
@@ -53,7 +37,7 @@ type env struct {
 	emu      *emulator.Emulator
 	upstream *httptest.Server
 	proxy    *httptest.Server
-	log      *syncBuffer
+	log      *testenv.Buffer
 	seen     *seenBodies
 }
 
@@ -116,7 +100,7 @@ func newEnv(t testing.TB, emuOpts emulator.Options, tok string, opts proxy.Optio
 	if opts.Upstream == "" {
 		opts.Upstream = up.URL
 	}
-	log := &syncBuffer{}
+	log := &testenv.Buffer{}
 	if opts.Log == nil {
 		opts.Log = log
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/piauth/piauth/internal/testenv"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -36,7 +38,7 @@ func rotatingEnv(t *testing.T, now func() time.Time, keys ...string) (*env, *key
 	emu := emulator.New(emulator.Options{Now: now})
 	up, seen := startUpstream(t, emu)
 	rt := &rotate.Transport{Base: up.Client().Transport, Store: store, Now: now}
-	log := &syncBuffer{}
+	log := &testenv.Buffer{}
 	px := httptest.NewServer(proxy.New(proxy.Options{
 		Client: &http.Client{Transport: rt}, Upstream: up.URL, ClientKey: clientKey(),
 		Log: log, Now: now, KeyLabel: rt.KeyLabel,

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/piauth/piauth/internal/testenv"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -21,14 +23,14 @@ import (
 
 // watchWriter is a log that closes seen once a line containing want arrives.
 type watchWriter struct {
-	syncBuffer
+	testenv.Buffer
 	want string
 	seen chan struct{}
 	once sync.Once
 }
 
 func (w *watchWriter) Write(p []byte) (int, error) {
-	n, err := w.syncBuffer.Write(p)
+	n, err := w.Buffer.Write(p)
 	if strings.Contains(w.String(), w.want) {
 		w.once.Do(func() { close(w.seen) })
 	}
