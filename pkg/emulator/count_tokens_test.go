@@ -22,7 +22,7 @@ func TestCountTokens(t *testing.T) {
 		{name: "api key", headers: apiKeyHeaders(fakeTok("api", "count")), body: body(noMax), status: 200},
 		{name: "no credentials", headers: http.Header{"Anthropic-Version": {"2023-06-01"}}, body: body(noMax), status: 401, errType: "authentication_error"},
 		{name: "oauth without identity", headers: oauthHeaders(fakeTok("oat", "count")),
-			body: body(func(m map[string]any) { noMax(m); delete(m, "system") }), status: 400, errType: "invalid_request_error"},
+			body: body(func(m map[string]any) { noMax(m); delete(m, "system") }), status: 429, errType: "rate_limit_error"},
 		{name: "oauth third-party tool", headers: oauthHeaders(fakeTok("oat", "count")),
 			body: body(func(m map[string]any) { m["tools"] = []any{map[string]any{"name": "read_file"}} }), status: 400, errType: "invalid_request_error"},
 	}

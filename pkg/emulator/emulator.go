@@ -1,27 +1,35 @@
 // Package emulator is a strict local stand-in for Anthropic's OAuth endpoints
-// (authorize, token, usage) and the Messages API, for tests, benchmarks and
-// offline demos.
+// (authorize, token, usage), the Messages API and the Models API, for tests,
+// benchmarks and offline demos.
 //
 // The Emulator is an http.Handler; mount it with httptest or run it with
-// Serve. It enforces what the real service enforces for Claude Pro/Max OAuth
-// tokens (Bearer auth without x-api-key, the oauth-2025-04-20 beta, the Claude
-// Code identity as first system block, Claude Code tool names) and answers
-// violations with the real error shape and status.
+// Serve. It enforces what the real service enforces in late 2026 and
+// answers violations with the real error shape and status: served models
+// only (404 for retired and unknown ids and aliases), at most 4
+// cache_control blocks, tool name syntax, and for Claude Pro/Max OAuth
+// tokens Bearer auth without x-api-key, the oauth-2025-04-20 beta, the
+// per-model Claude Code version floor (user-agent claude-cli/<v>), the
+// Claude Code identity as first system block (else a fake 429 for opus,
+// sonnet and fable) and the third-party tool-name classifier. Every such
+// fact is data (service.json, see Service) that a Scenario can override.
 //
 // Behaviour per token without a scenario: any `sk-ant-oat…` bearer token (or
 // `sk-ant-api…` x-api-key) the emulator did not mint is accepted unless it
-// contains a marker: "ratelimited" (429), "overloaded" (529), "midstream"
-// (200 stream broken by an overloaded error event) or "invalid" (401).
-// Tokens it minted are checked for expiry and revocation. A Scenario (see
-// ParseScenario) scripts per-token outcome sequences, replies and usage.
+// contains a marker (Service.Markers): "invalid" (401), "disabled" (403),
+// "ratelimited" (429 with limit headers), "overloaded" (529), "midstream"
+// (200 stream broken by an overloaded error event), "extrausage" (400
+// third-party), "outofextra" (400 out of extra usage) or "longcontext" (429
+// without limit headers). Tokens it minted are checked for expiry and
+// revocation. A Scenario (see ParseScenario) scripts per-token outcome
+// sequences, replies and usage.
 package emulator
 
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -41,7 +49,8 @@ const DefaultExpiresIn = 28800
 // with a page showing `code#state` instead of a redirect.
 const ManualRedirectURI = "https://platform.claude.com/oauth/code/callback"
 
-// IdentityText must be the first system block of an OAuth request.
+// IdentityText must be the first system block of an OAuth request (the
+// default of Service.IdentityText).
 const IdentityText = "You are Claude Code, Anthropic's official CLI for Claude."
 
 // OAuthBeta is the beta flag OAuth requests must carry.
@@ -65,12 +74,21 @@ type Stats struct {
 	Refreshes         int64            `json:"refreshes"`
 	RejectedRefreshes int64            `json:"rejected_refreshes"`
 	Logins            int64            `json:"logins"`
+	// VersionRefused counts requests refused with claude_code_version_too_old.
+	VersionRefused int64 `json:"version_refused"`
+	// IdentityRefused counts the fake 429s for a missing Claude Code identity.
+	IdentityRefused int64 `json:"identity_refused"`
+	// ThirdPartyRefused counts classifier refusals of tool names.
+	ThirdPartyRefused int64 `json:"third_party_refused"`
+	// UsageCalls counts GET /api/oauth/usage calls by token fingerprint.
+	UsageCalls map[string]int64 `json:"usage_calls"`
 }
 
 // Emulator is the http.Handler. Create it with New; safe for concurrent use.
 type Emulator struct {
 	opts     Options
 	scenario *Scenario
+	rules    *rules
 	mux      *http.ServeMux
 
 	mu       sync.Mutex
@@ -80,12 +98,15 @@ type Emulator struct {
 	refresh  map[string]*refreshToken
 	seen     map[string]bool // foreign refresh tokens already used once
 	seq      []int           // per scenario token rule: outcomes consumed
+	useq     []int           // per scenario token rule: usage outcomes consumed
 	accounts int
 	logMu    sync.Mutex
 	randMu   sync.Mutex
 }
 
-// New returns an Emulator configured by opts.
+// New returns an Emulator configured by opts. It panics when
+// opts.Scenario.Service does not compile (a bad pattern or version);
+// ParseScenario reports those as errors.
 func New(opts Options) *Emulator {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -103,6 +124,14 @@ func New(opts Options) *Emulator {
 	if sc == nil {
 		sc = &Scenario{}
 	}
+	svc := sc.Service
+	if svc == nil {
+		svc = DefaultService()
+	}
+	rs, err := svc.compile()
+	if err != nil {
+		panic(fmt.Sprintf("emulator: invalid service: %v", err))
+	}
 	if opts.ExpiresIn <= 0 {
 		opts.ExpiresIn = sc.ExpiresIn
 	}
@@ -112,11 +141,13 @@ func New(opts Options) *Emulator {
 	e := &Emulator{
 		opts:     opts,
 		scenario: sc,
+		rules:    rs,
 		codes:    map[string]*authCode{},
 		access:   map[string]*accessToken{},
 		refresh:  map[string]*refreshToken{},
 		seen:     map[string]bool{},
 		seq:      make([]int, len(sc.Tokens)),
+		useq:     make([]int, len(sc.Tokens)),
 	}
 	e.stats = emptyStats()
 	mux := http.NewServeMux()
@@ -124,6 +155,8 @@ func New(opts Options) *Emulator {
 	mux.HandleFunc("POST /v1/oauth/token", e.handleToken)
 	mux.HandleFunc("POST /v1/messages", e.handleMessages)
 	mux.HandleFunc("POST /v1/messages/count_tokens", e.handleCountTokens)
+	mux.HandleFunc("GET /v1/models", e.handleModels)
+	mux.HandleFunc("GET /v1/models/{id}", e.handleModel)
 	mux.HandleFunc("GET /api/oauth/usage", e.handleUsage)
 	mux.HandleFunc("GET /_emulator/stats", e.handleStats)
 	mux.HandleFunc("POST /_emulator/reset", e.handleReset)
@@ -135,7 +168,7 @@ func New(opts Options) *Emulator {
 }
 
 func emptyStats() Stats {
-	return Stats{Requests: map[string]int64{}, Tokens: map[string]int64{}}
+	return Stats{Requests: map[string]int64{}, Tokens: map[string]int64{}, UsageCalls: map[string]int64{}}
 }
 
 // ServeHTTP implements http.Handler.
@@ -155,14 +188,9 @@ func (e *Emulator) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.stats
-	s.Requests = make(map[string]int64, len(e.stats.Requests))
-	for k, v := range e.stats.Requests {
-		s.Requests[k] = v
-	}
-	s.Tokens = make(map[string]int64, len(e.stats.Tokens))
-	for k, v := range e.stats.Tokens {
-		s.Tokens[k] = v
-	}
+	s.Requests = maps.Clone(e.stats.Requests)
+	s.Tokens = maps.Clone(e.stats.Tokens)
+	s.UsageCalls = maps.Clone(e.stats.UsageCalls)
 	return s
 }
 
@@ -172,9 +200,8 @@ func (e *Emulator) Reset() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.stats = emptyStats()
-	for i := range e.seq {
-		e.seq[i] = 0
-	}
+	clear(e.seq)
+	clear(e.useq)
 }
 
 func (e *Emulator) handleStats(w http.ResponseWriter, _ *http.Request) {
@@ -223,57 +250,6 @@ func noteToken(w http.ResponseWriter, tok string) {
 	if s, ok := w.(*statusRecorder); ok {
 		s.note = " key=" + secret.Mask(tok)
 	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// apiError answers in the Messages API error shape with a request-id header.
-func (e *Emulator) apiError(w http.ResponseWriter, status int, typ, msg string, h http.Header) {
-	for k, vs := range h {
-		w.Header()[k] = vs
-	}
-	id := e.requestID()
-	w.Header().Set("request-id", id)
-	w.Header().Set("x-should-retry", fmt.Sprint(status == 429 || status >= 500))
-	writeJSON(w, status, map[string]any{
-		"type":       "error",
-		"error":      map[string]string{"type": typ, "message": msg},
-		"request_id": id,
-	})
-}
-
-// oauthError answers in the OAuth token endpoint error shape.
-func oauthError(w http.ResponseWriter, status int, code, desc string) {
-	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
-}
-
-// errorType maps an HTTP status to the Messages API error type.
-func errorType(status int) string {
-	switch status {
-	case 400:
-		return "invalid_request_error"
-	case 401:
-		return "authentication_error"
-	case 402:
-		return "billing_error"
-	case 403:
-		return "permission_error"
-	case 404:
-		return "not_found_error"
-	case 413:
-		return "request_too_large"
-	case 429:
-		return "rate_limit_error"
-	case 504:
-		return "timeout_error"
-	case 529:
-		return "overloaded_error"
-	}
-	return "api_error"
 }
 
 const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -46,10 +47,17 @@ func noRedirect() *http.Client {
 	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
+// testModel is the default model of test requests: current, identity-gated
+// and with a Claude Code version floor (2.1.280).
+const testModel = "claude-sonnet-5-5"
+
+// testUserAgent is the user-agent of a current Claude Code (above every floor).
+const testUserAgent = "claude-cli/2.1.300 (external, cli)"
+
 // body returns a valid OAuth-shaped Messages request body with modifications applied.
 func body(mod func(m map[string]any)) string {
 	m := map[string]any{
-		"model":      "claude-sonnet-4-5",
+		"model":      testModel,
 		"max_tokens": 4096,
 		"messages":   []any{map[string]any{"role": "user", "content": "hi"}},
 		"system": []any{
@@ -75,6 +83,8 @@ func oauthHeaders(tok string) http.Header {
 		"Anthropic-Version": {"2023-06-01"},
 		"Anthropic-Beta":    {"claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14"},
 		"Content-Type":      {"application/json"},
+		"User-Agent":        {testUserAgent},
+		"X-App":             {"cli"},
 	}
 }
 
@@ -98,6 +108,7 @@ type apiErr struct {
 	Error struct {
 		Type    string `json:"type"`
 		Message string `json:"message"`
+		Code    string `json:"error_code"`
 	} `json:"error"`
 	RequestID string `json:"request_id"`
 }
@@ -210,4 +221,68 @@ func mustJSON(v any) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+// get sends a GET request with headers h.
+func get(t *testing.T, srv *httptest.Server, path string, h http.Header) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+	require.NoError(t, err)
+	req.Header = h
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// withHeader returns a copy of h with k set to v ("" deletes k).
+func withHeader(h http.Header, k, v string) http.Header {
+	h = h.Clone()
+	if v == "" {
+		h.Del(k)
+	} else {
+		h.Set(k, v)
+	}
+	return h
+}
+
+// tools builds a tools[] list of custom tools with the given names.
+func tools(names ...string) []any {
+	out := make([]any, len(names))
+	for i, n := range names {
+		out[i] = map[string]any{"name": n, "input_schema": map[string]any{"type": "object"}}
+	}
+	return out
+}
+
+// wantErr is the expected error answer of a request.
+type wantErr struct {
+	status int
+	typ    string
+	msg    string // exact message
+	code   string // error_code
+}
+
+// assertErr checks resp against w exactly.
+func assertErr(t *testing.T, resp *http.Response, w wantErr) apiErr {
+	t.Helper()
+	require.Equal(t, w.status, resp.StatusCode)
+	e := decodeAPIErr(t, resp)
+	assert.Equal(t, "error", e.Type)
+	assert.Equal(t, w.typ, e.Error.Type)
+	assert.Equal(t, w.msg, e.Error.Message)
+	assert.Equal(t, w.code, e.Error.Code)
+	assert.Regexp(t, `^req_\w+$`, e.RequestID)
+	return e
+}
+
+// limitHeaders lists the rate-limit headers present in h.
+func limitHeaders(h http.Header) []string {
+	var out []string
+	for k := range h {
+		if l := strings.ToLower(k); l == "retry-after" || strings.HasPrefix(l, "anthropic-ratelimit-") {
+			out = append(out, l)
+		}
+	}
+	return out
 }

@@ -45,13 +45,14 @@ func TestMessagesRules(t *testing.T) {
 		{"api key as bearer", oauthHeaders(api), body(nil), 401, "authentication_error", ""},
 		{"missing anthropic-version", without(oauthHeaders(oat), "Anthropic-Version"), body(nil), 400, "invalid_request_error", "anthropic-version"},
 		{"missing oauth beta", with(oauthHeaders(oat), "Anthropic-Beta", "claude-code-20250219"), body(nil), 401, "authentication_error", "OAuth authentication is currently not supported."},
-		{"no system", oauthHeaders(oat), body(func(m map[string]any) { delete(m, "system") }), 400, "invalid_request_error", "only authorized for use with Claude Code"},
+		// 2026: a missing identity earns a fake 429 "Error" (identity_test.go has the details).
+		{"no system", oauthHeaders(oat), body(func(m map[string]any) { delete(m, "system") }), 429, "rate_limit_error", "Error"},
 		{"identity not first", oauthHeaders(oat), body(func(m map[string]any) {
 			m["system"] = []any{map[string]any{"type": "text", "text": "Be brief."}, map[string]any{"type": "text", "text": IdentityText}}
-		}), 400, "invalid_request_error", "Claude Code"},
+		}), 429, "rate_limit_error", "Error"},
 		{"identity with extra text", oauthHeaders(oat), body(func(m map[string]any) {
 			m["system"] = []any{map[string]any{"type": "text", "text": IdentityText + " Be brief."}}
-		}), 400, "invalid_request_error", "Claude Code"},
+		}), 429, "rate_limit_error", "Error"},
 		{"third-party tool", oauthHeaders(oat), body(func(m map[string]any) {
 			m["tools"] = []any{map[string]any{"name": "get_weather"}}
 		}), 400, "invalid_request_error", "Third-party apps now draw from your extra usage, not your plan limits."},

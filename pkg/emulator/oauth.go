@@ -256,37 +256,3 @@ func (e *Emulator) RevokeAccess(tok string) bool {
 	}
 	return ok
 }
-
-func (e *Emulator) handleUsage(w http.ResponseWriter, r *http.Request) {
-	tok, ok := bearer(r)
-	if !ok || !strings.HasPrefix(tok, "sk-ant-oat") {
-		e.apiError(w, http.StatusUnauthorized, "authentication_error", "OAuth token required", nil)
-		return
-	}
-	noteToken(w, tok)
-	e.countToken(tok)
-	if !hasBeta(r, OAuthBeta) {
-		e.apiError(w, http.StatusUnauthorized, "authentication_error", "OAuth authentication is currently not supported.", nil)
-		return
-	}
-	if msg := e.checkMinted(tok); msg != "" {
-		e.apiError(w, http.StatusUnauthorized, "authentication_error", msg, nil)
-		return
-	}
-	now := e.opts.Now()
-	u := e.unifiedFor(tok)
-	five, seven := u.values()
-	window := func(util float64, reset time.Time) map[string]any {
-		return map[string]any{"utilization": util * 100, "resets_at": reset.UTC().Format(time.RFC3339)}
-	}
-	w.Header().Set("request-id", e.requestID())
-	writeJSON(w, http.StatusOK, map[string]any{
-		"five_hour":        window(five, fiveHourReset(now)),
-		"seven_day":        window(seven, sevenDayReset(now)),
-		"seven_day_opus":   window(0, sevenDayReset(now)),
-		"seven_day_sonnet": window(seven/2, sevenDayReset(now)),
-		"extra_usage": map[string]any{
-			"is_enabled": false, "monthly_limit": nil, "used_credits": nil, "utilization": nil,
-		},
-	})
-}

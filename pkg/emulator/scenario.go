@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ var ErrInvalidScenario = errors.New("invalid scenario")
 //	  "expires_in": 3600,
 //	  "reply": {"text": "Hello from the emulator.", "deltas": 4},
 //	  "unified": {"five_hour": 0.12, "seven_day": 0.31},
+//	  "service": {"version_floors": {"claude-opus-5-5": "2.1.300"}},
 //	  "tokens": [
 //	    {"match": "sk-ant-oat01-first",
 //	     "outcomes": [{"status": 429, "retry_after": 2}, {"status": 200}]},
@@ -29,15 +29,23 @@ var ErrInvalidScenario = errors.New("invalid scenario")
 //
 // A request's token is matched against Tokens in order: "match" compares the
 // whole token, "contains" a substring; the first matching rule applies.
-// Its Outcomes are consumed one per request and the last one repeats; a
-// rule with no outcomes answers normally. A matching rule takes precedence
-// over the built-in token markers. The rule's Reply and Unified override the
-// global ones field by field.
+// Its Outcomes are consumed one per Messages request and the last one
+// repeats; a rule with no outcomes answers normally. A matching rule takes
+// precedence over the service's Messages markers (not over the at_auth
+// markers invalid and disabled). The rule's Reply and Unified override the
+// global ones field by field; its UsageReport replaces the global one.
+//
+// Service overrides the service facts: ParseScenario decodes the "service"
+// object on top of DefaultService (objects such as version_floors and
+// markers merge key by key, arrays such as models replace). Nil means
+// DefaultService.
 type Scenario struct {
-	ExpiresIn int         `json:"expires_in,omitempty"` // access token lifetime, seconds
-	Reply     Reply       `json:"reply"`
-	Unified   *Unified    `json:"unified,omitempty"`
-	Tokens    []TokenRule `json:"tokens,omitempty"`
+	ExpiresIn   int          `json:"expires_in,omitempty"` // access token lifetime, seconds
+	Reply       Reply        `json:"reply"`
+	Unified     *Unified     `json:"unified,omitempty"`
+	UsageReport *UsageReport `json:"usage_report,omitempty"` // GET /api/oauth/usage answer; nil: derived from Unified
+	Service     *Service     `json:"service,omitempty"`
+	Tokens      []TokenRule  `json:"tokens,omitempty"`
 }
 
 // TokenRule scripts the answers for the tokens it matches.
@@ -47,6 +55,10 @@ type TokenRule struct {
 	Outcomes []Outcome `json:"outcomes,omitempty"`
 	Reply    *Reply    `json:"reply,omitempty"`
 	Unified  *Unified  `json:"unified,omitempty"`
+	// UsageOutcomes script GET /api/oauth/usage like Outcomes script
+	// Messages (status, retry_after, type, message, headers, delay_ms).
+	UsageOutcomes []Outcome    `json:"usage_outcomes,omitempty"`
+	UsageReport   *UsageReport `json:"usage_report,omitempty"`
 }
 
 // Outcome is one scripted answer to a Messages request.
@@ -60,6 +72,18 @@ type Outcome struct {
 	// message_start, before any content (with Midstream: after a few deltas).
 	MidstreamEarly bool `json:"midstream_early,omitempty"`
 	DelayMS        int  `json:"delay_ms,omitempty"` // wait before answering
+	// ErrorCode is sent as error.error_code (e.g. claude_code_version_too_old).
+	ErrorCode string `json:"error_code,omitempty"`
+	// NoLimitHeaders drops retry-after and the anthropic-ratelimit-* headers
+	// a 429 carries by default (the identity refusal's shape).
+	NoLimitHeaders bool `json:"no_limit_headers,omitempty"`
+	// UnifiedResetIn sets anthropic-ratelimit-unified-reset (and -5h-reset)
+	// this many seconds ahead on an error answer, e.g. a 529 naming a reset
+	// hours away.
+	UnifiedResetIn int `json:"unified_reset_in,omitempty"`
+	// Headers are set on the answer last, verbatim (e.g. "retry-after":
+	// "NaN"); an empty value removes the header.
+	Headers map[string]string `json:"headers,omitempty"`
 }
 
 // Reply is the scripted assistant message. Zero fields take the defaults.
@@ -100,7 +124,7 @@ type Usage struct {
 // Unified are the subscription utilisation values (fractions) reported in
 // the anthropic-ratelimit-unified-* headers and the usage endpoint.
 type Unified struct {
-	Status   string   `json:"status,omitempty"`    // allowed (default) | allowed_warning | rejected
+	Status   string   `json:"status,omitempty"`    // allowed (default), allowed_warning, rejected, rate_limited, blocked, queueing_soft, queueing_hard, payment_required
 	FiveHour *float64 `json:"five_hour,omitempty"` // default 0.12
 	SevenDay *float64 `json:"seven_day,omitempty"` // default 0.31
 }
@@ -124,10 +148,8 @@ func LoadScenario(path string) (*Scenario, error) {
 // ParseScenario parses and validates a scenario document. Unknown fields
 // are errors, so typos do not silently script nothing.
 func ParseScenario(data []byte) (*Scenario, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var sc Scenario
-	if err := dec.Decode(&sc); err != nil {
+	sc := Scenario{Service: DefaultService()} // "service" decodes on top of the defaults
+	if err := decodeStrict(data, &sc); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidScenario, err)
 	}
 	if err := sc.validate(); err != nil {
@@ -143,23 +165,49 @@ func (sc *Scenario) validate() error {
 	if err := sc.Reply.validate(); err != nil {
 		return fmt.Errorf("reply: %w", err)
 	}
+	if err := sc.UsageReport.validate(); err != nil {
+		return fmt.Errorf("usage_report: %w", err)
+	}
+	if sc.Service != nil {
+		if _, err := sc.Service.compile(); err != nil {
+			return fmt.Errorf("service: %w", err)
+		}
+	}
 	for i, r := range sc.Tokens {
 		if (r.Match == "") == (r.Contains == "") {
 			return fmt.Errorf("tokens[%d]: exactly one of match and contains is required", i)
 		}
 		for j, o := range r.Outcomes {
-			if o.Status < 200 || o.Status > 599 || (o.Status >= 201 && o.Status < 400) {
-				return fmt.Errorf("tokens[%d].outcomes[%d]: status %d is not 200 or an error status", i, j, o.Status)
+			if err := o.validate(); err != nil {
+				return fmt.Errorf("tokens[%d].outcomes[%d]: %w", i, j, err)
 			}
-			if (o.Midstream || o.MidstreamEarly) && o.Status != 200 {
-				return fmt.Errorf("tokens[%d].outcomes[%d]: midstream needs status 200", i, j)
+		}
+		for j, o := range r.UsageOutcomes {
+			if err := o.validate(); err != nil {
+				return fmt.Errorf("tokens[%d].usage_outcomes[%d]: %w", i, j, err)
 			}
+		}
+		if err := r.UsageReport.validate(); err != nil {
+			return fmt.Errorf("tokens[%d].usage_report: %w", i, err)
 		}
 		if r.Reply != nil {
 			if err := r.Reply.validate(); err != nil {
 				return fmt.Errorf("tokens[%d].reply: %w", i, err)
 			}
 		}
+	}
+	return nil
+}
+
+func (o *Outcome) validate() error {
+	if o.Status < 200 || o.Status > 599 || (o.Status >= 201 && o.Status < 400) {
+		return fmt.Errorf("status %d is not 200 or an error status", o.Status)
+	}
+	if (o.Midstream || o.MidstreamEarly) && o.Status != 200 {
+		return errors.New("midstream needs status 200")
+	}
+	if o.RetryAfter < 0 || o.DelayMS < 0 || o.UnifiedResetIn < 0 {
+		return errors.New("durations must not be negative")
 	}
 	return nil
 }

@@ -15,13 +15,16 @@ func TestLoadScenarioExample(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 3600, sc.ExpiresIn)
 	assert.Equal(t, "Hello from the emulator.", sc.Reply.Text)
-	require.Len(t, sc.Tokens, 4)
+	require.Len(t, sc.Tokens, 6)
 	assert.Equal(t, []Outcome{{Status: 429, RetryAfter: 2}, {Status: 200}}, sc.Tokens[0].Outcomes)
 	assert.Equal(t, 0, sc.rule("sk-ant-oat01-first"))
 	assert.Equal(t, 1, sc.rule("sk-ant-oat01-very-slow"))
 	assert.Equal(t, -1, sc.rule("sk-ant-oat01-first-but-longer"))
 	assert.Equal(t, 3600, New(Options{Scenario: sc}).opts.ExpiresIn)
 	assert.Equal(t, 99, New(Options{Scenario: sc, ExpiresIn: 99}).opts.ExpiresIn)
+	assert.Equal(t, 5, sc.rule("sk-ant-oat01-usage-limited"))
+	assert.Equal(t, 120, sc.Tokens[5].UsageOutcomes[0].RetryAfter)
+	assert.Equal(t, "NaN", sc.Tokens[4].Outcomes[0].Headers["retry-after"])
 }
 
 func TestParseScenarioErrors(t *testing.T) {

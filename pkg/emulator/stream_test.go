@@ -74,7 +74,7 @@ func TestStreamShape(t *testing.T) {
 	assert.Equal(t, 10.0, usage["cache_creation_input_tokens"])
 	assert.Equal(t, 100.0, usage["cache_read_input_tokens"])
 	assert.Equal(t, "standard", usage["service_tier"])
-	assert.Equal(t, "claude-sonnet-4-5", parsed[0]["message"].(map[string]any)["model"])
+	assert.Equal(t, testModel, parsed[0]["message"].(map[string]any)["model"], "the reply echoes the request's model")
 
 	delta := func(i int) map[string]any { return parsed[i]["delta"].(map[string]any) }
 	assert.Equal(t, "signature_delta", delta(5)["type"])
