@@ -228,7 +228,7 @@ if [[ $URL != http://* ]]; then
 	exit 1
 fi
 log "emulator at $URL"
-export ANTHROPIC_BASE_URL=$URL PIAUTH_AUTHORIZE_URL=$URL/oauth/authorize PIAUTH_TOKEN_URL=$URL/v1/oauth/token
+export PIAUTH_BASE_URL=$URL PIAUTH_AUTHORIZE_URL=$URL/oauth/authorize PIAUTH_TOKEN_URL=$URL/v1/oauth/token
 
 emu_reset() { curl -sf -X POST "$URL/_emulator/reset" >/dev/null; }
 emu_messages() { curl -sf "$URL/_emulator/stats" | sed -n 's/.*"\/v1\/messages":\([0-9][0-9]*\).*/\1/p'; }

@@ -36,7 +36,7 @@ done
 url=$(sed -n '1s/^listening on //p' "$work/emulator.out")
 [ -n "$url" ] || { cat "$work/emulator.err" >&2; echo "emulator did not start" >&2; exit 1; }
 echo "emulator: $url" >&2
-export PIAUTH_AUTHORIZE_URL="$url/oauth/authorize" PIAUTH_TOKEN_URL="$url/v1/oauth/token" ANTHROPIC_BASE_URL="$url"
+export PIAUTH_AUTHORIZE_URL="$url/oauth/authorize" PIAUTH_TOKEN_URL="$url/v1/oauth/token" PIAUTH_BASE_URL="$url"
 
 # Fake pool tokens, built at run time. The emulator accepts any sk-ant-oat
 # token it did not mint, and answers 429 to one containing "ratelimited".

@@ -45,7 +45,7 @@ func (e *authEnv) vars() map[string]string {
 	return map[string]string{
 		"PIAUTH_AUTHORIZE_URL": e.url + "/oauth/authorize",
 		"PIAUTH_TOKEN_URL":     e.url + "/v1/oauth/token",
-		"ANTHROPIC_BASE_URL":   e.url,
+		"PIAUTH_BASE_URL":      e.url,
 	}
 }
 

@@ -8,10 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 
 	"github.com/piauth/piauth/internal/secret"
+	"github.com/piauth/piauth/pkg/rotate"
 	"github.com/piauth/piauth/pkg/stream"
 )
 
@@ -362,7 +362,7 @@ func (e *streamFailure) Unwrap() error { return e.err }
 
 // chatError turns the error of a turn into what chat reports: Ctrl-C becomes
 // an *interruptedError (exit 130), API errors are rendered with their type and
-// request id (authentication errors exit 3 with a hint to log in), mid-stream
+// request id (refused credentials with a hint to log in), mid-stream
 // and truncation errors say what happened. Errors that already choose an exit
 // code are kept as they are.
 func chatError(ctx context.Context, err error) error {
@@ -383,8 +383,8 @@ func chatError(ctx context.Context, err error) error {
 	var se *stream.StreamError
 	switch {
 	case errors.As(err, &apiErr):
-		if apiErr.Status == http.StatusUnauthorized || apiErr.Type == "authentication_error" {
-			return withCode(exitNoKey, &apiError{err: apiErr, hint: "run piauth login"})
+		if rotate.NeedsLogin(apiErr) {
+			return &apiError{err: apiErr, hint: "run piauth login"}
 		}
 		return &apiError{err: apiErr}
 	case errors.As(err, &se):

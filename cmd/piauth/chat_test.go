@@ -140,8 +140,8 @@ type chatResult struct {
 func (h *chatHarness) run(ctx context.Context, stdin string, out io.Writer, args ...string) chatResult {
 	h.t.Helper()
 	f, bufs := newTestFactory(stdin, map[string]string{
-		"ANTHROPIC_BASE_URL": h.srv.URL,
-		"PIAUTH_TOKEN_URL":   h.srv.URL + "/v1/oauth/token",
+		"PIAUTH_BASE_URL":  h.srv.URL,
+		"PIAUTH_TOKEN_URL": h.srv.URL + "/v1/oauth/token",
 	})
 	if out != nil {
 		f.IO.Out = io.MultiWriter(bufs.Out, out)
@@ -307,7 +307,7 @@ func TestChatRequestParameters(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newChatHarness(t, "")
 			h.login(chatToken("params"))
-			f, bufs := newTestFactory("", map[string]string{"ANTHROPIC_BASE_URL": h.srv.URL, "PIAUTH_MODEL": tt.env})
+			f, bufs := newTestFactory("", map[string]string{"PIAUTH_BASE_URL": h.srv.URL, "PIAUTH_MODEL": tt.env})
 			code := run(context.Background(), f, append([]string{"piauth", "--dir", h.dir, "--keyring", "off", "chat"}, tt.args...))
 			require.Equal(t, 0, code, bufs.Err.String())
 			reqs := h.requests()

@@ -25,7 +25,7 @@ func newEmulatorCmd(f *Factory) *cli.Command {
 		Description: `Serves /oauth/authorize, /v1/oauth/token, /v1/messages, /api/oauth/usage and
 /_emulator/stats on loopback until interrupted, enforcing what the real service
 enforces for OAuth tokens. Point piauth at it with
-  PIAUTH_AUTHORIZE_URL=URL/oauth/authorize PIAUTH_TOKEN_URL=URL/v1/oauth/token ANTHROPIC_BASE_URL=URL
+  PIAUTH_AUTHORIZE_URL=URL/oauth/authorize PIAUTH_TOKEN_URL=URL/v1/oauth/token PIAUTH_BASE_URL=URL
 Tokens containing "ratelimited", "overloaded", "midstream" or "invalid" get
 the matching failure; --scenario FILE scripts replies and per-token outcomes.`,
 		Flags: []cli.Flag{

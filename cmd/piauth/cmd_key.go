@@ -25,6 +25,7 @@ func newKeyCmd(f *Factory) *cli.Command {
 			newKeyUseCmd(f),
 			newKeyResetCmd(f),
 			newKeyRemoveCmd(f),
+			newKeyPruneCmd(f),
 			newKeySyncCmd(f),
 			newKeyRestoreCmd(f),
 		},

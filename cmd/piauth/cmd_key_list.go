@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/piauth/piauth/pkg/keystore"
+	"github.com/piauth/piauth/pkg/rotate"
 )
 
 // keyListOptions are the inputs of `piauth key list`.
@@ -21,32 +22,26 @@ type keyListOptions struct {
 	JSON bool
 }
 
-// Key states shown by `key list` (the "state" field of --json).
-const (
-	stateActive      = "active"
-	stateReady       = "ready"
-	stateCooling     = "cooling"
-	stateNeedsReauth = "needs-reauth"
-)
-
 // keyListItem is one element of `piauth key list --json`. Field names are
 // part of piauth's interface (documented in the README); never a whole token.
 type keyListItem struct {
-	Index          int        `json:"index"` // 1-based
-	Fingerprint    string     `json:"fingerprint"`
-	Masked         string     `json:"masked"`
-	Kind           string     `json:"kind"` // oauth | api
-	Label          string     `json:"label"`
-	Account        string     `json:"account"`
-	Active         bool       `json:"active"`
-	State          string     `json:"state"` // active | ready | cooling | needs-reauth
-	CooldownUntil  *time.Time `json:"cooldown_until"`
-	CooldownReason string     `json:"cooldown_reason"`
-	NeedsReauth    bool       `json:"needs_reauth"`
-	CanRefresh     bool       `json:"can_refresh"`
-	ExpiresAt      *time.Time `json:"expires_at"`
-	Expired        bool       `json:"expired"` // an OAuth key past its expiry
-	InKeyring      bool       `json:"in_keyring"`
+	Index          int            `json:"index"` // 1-based
+	Fingerprint    string         `json:"fingerprint"`
+	Masked         string         `json:"masked"`
+	Kind           string         `json:"kind"` // oauth | api
+	Label          string         `json:"label"`
+	Account        string         `json:"account"`
+	Active         bool           `json:"active"`
+	State          keystore.State `json:"state"`       // active | ready | cooling | needs-reauth (keystore.Pool.Status)
+	Reason         string         `json:"reason"`      // one line: why the key is in its state, or why rotation skips it; "" when nothing to add
+	Utilization    *float64       `json:"utilization"` // highest unified-window utilisation last reported (a fraction; null before any answer)
+	CooldownUntil  *time.Time     `json:"cooldown_until"`
+	CooldownReason string         `json:"cooldown_reason"`
+	NeedsReauth    bool           `json:"needs_reauth"`
+	CanRefresh     bool           `json:"can_refresh"`
+	ExpiresAt      *time.Time     `json:"expires_at"`
+	Expired        bool           `json:"expired"` // an OAuth key past its expiry
+	InKeyring      bool           `json:"in_keyring"`
 }
 
 func newKeyListCmd(f *Factory) *cli.Command {
@@ -98,7 +93,7 @@ func keyListRun(_ context.Context, opts *keyListOptions) error {
 	}
 	cs := opts.IO.OutScheme()
 	tw := tabwriter.NewWriter(opts.IO.Out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\t#\tKEY\tKIND\tLABEL\tKEYRING\tSTATE")
+	fmt.Fprintln(tw, "\t#\tFINGERPRINT\tKEY\tKIND\tLABEL\tKEYRING\tUTIL\tSTATE")
 	for _, it := range items {
 		mark := " "
 		if it.Active {
@@ -116,18 +111,22 @@ func keyListRun(_ context.Context, opts *keyListOptions) error {
 			}
 		}
 		// STATE is the last column: colour codes there cannot break alignment.
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", mark, it.Index, it.Masked, it.Kind, label, kr, stateText(cs, it, now))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mark, it.Index, it.Fingerprint, it.Masked, it.Kind, label, kr,
+			utilText(it.Utilization), stateText(cs, p, it.Index-1, now))
 	}
 	return tw.Flush()
 }
 
-// listItem describes key i of p at time now (InKeyring is left to the caller).
+// listItem describes key i of p at time now (InKeyring is left to the
+// caller). The state and its reason come from keystore.Pool.Status, the
+// reason a ready key is passed over from rotate.SkipReason.
 func listItem(p *keystore.Pool, i int, now time.Time) keyListItem {
 	tok := p.Keys[i]
 	st := p.States[keystore.Fingerprint(tok)]
 	if st == nil {
 		st = &keystore.KeyState{}
 	}
+	status := p.Status(i, now)
 	it := keyListItem{
 		Index:       i + 1,
 		Fingerprint: keystore.Fingerprint(tok),
@@ -135,66 +134,56 @@ func listItem(p *keystore.Pool, i int, now time.Time) keyListItem {
 		Kind:        string(keystore.KindOf(tok)),
 		Label:       st.Label,
 		Account:     st.Account,
-		Active:      i == p.Active,
-		NeedsReauth: st.NeedsReauth,
+		Active:      i == p.ActiveIndex(),
+		State:       status.State,
+		Reason:      status.Reason,
+		NeedsReauth: status.State == keystore.StateNeedsReauth,
 		CanRefresh:  st.Refresh != "",
+	}
+	if r := rotate.SkipReason(p, i, now); r != "" {
+		it.Reason = r
+	}
+	if st.UnifiedStatus != "" || st.Utilization != 0 {
+		u := st.Utilization
+		it.Utilization = &u
 	}
 	if st.Expires > 0 {
 		t := time.UnixMilli(st.Expires).UTC()
 		it.ExpiresAt = &t
-		it.Expired = !now.Before(t)
+		it.Expired = keystore.ExpiredAt(st.Expires, now)
 	}
-	cooling := st.CooldownUntil.After(now)
-	if cooling {
+	if st.CooldownUntil.After(now) { // shown even when another state wins (needs-reauth)
 		t := st.CooldownUntil.UTC()
 		it.CooldownUntil = &t
 		it.CooldownReason = st.CooldownReason
 	}
-	switch {
-	case st.NeedsReauth:
-		it.State = stateNeedsReauth
-	case cooling:
-		it.State = stateCooling
-	case it.Active:
-		it.State = stateActive
-	default:
-		it.State = stateReady
-	}
 	return it
 }
 
-// stateText renders a state for the table, coloured when cs enables colour.
-func stateText(cs Scheme, it keyListItem, now time.Time) string {
-	switch it.State {
-	case stateNeedsReauth:
-		return cs.Red("needs-reauth")
-	case stateCooling:
-		return cs.Yellow(fmt.Sprintf("cooling until %s (%s left)", clockTime(*it.CooldownUntil, now), shortDuration(it.CooldownUntil.Sub(now))))
-	case stateActive:
-		return cs.Green("active")
+// utilText renders a utilisation fraction as a percentage, "-" when unknown.
+func utilText(u *float64) string {
+	if u == nil {
+		return "-"
 	}
-	return "ready"
+	return fmt.Sprintf("%.0f%%", 100**u)
 }
 
-// clockTime formats t in local time: the time of day when it falls on now's
-// day, else date and time.
-func clockTime(t, now time.Time) string {
-	t, now = t.Local(), now.Local()
-	if t.YearDay() == now.YearDay() && t.Year() == now.Year() {
-		return t.Format("15:04:05")
+// stateText renders key i's state for a table, the same words as every other
+// command (KeyStatus.Describe), coloured when cs enables colour, with the
+// reason rotation passes a ready key over.
+func stateText(cs Scheme, p *keystore.Pool, i int, now time.Time) string {
+	status := p.Status(i, now)
+	text := status.Describe(now)
+	if r := rotate.SkipReason(p, i, now); r != "" {
+		text += " (" + r + ")"
 	}
-	return t.Format("2006-01-02 15:04")
-}
-
-// shortDuration renders d as "2h5m", "12m" or "40s" (minutes and seconds
-// rounded up, so a cooldown never shows as over early).
-func shortDuration(d time.Duration) string {
-	switch {
-	case d >= time.Hour:
-		d = d.Round(time.Minute)
-		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
-	case d >= time.Minute:
-		return fmt.Sprintf("%dm", int((d+time.Minute-1)/time.Minute))
+	switch status.State {
+	case keystore.StateNeedsReauth:
+		return cs.Red(text)
+	case keystore.StateCooling:
+		return cs.Yellow(text)
+	case keystore.StateActive:
+		return cs.Green(text)
 	}
-	return fmt.Sprintf("%ds", int((d+time.Second-1)/time.Second))
+	return text
 }

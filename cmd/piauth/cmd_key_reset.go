@@ -14,6 +14,11 @@ import (
 type keyResetOptions struct {
 	IO    *IOStreams
 	Store func() (*keystore.Store, error)
+
+	Now func() time.Time
+
+	Disabled bool // also bring back keys the service disabled (403)
+	Revoked  bool // also bring back API keys the service refused (401)
 }
 
 func newKeyResetCmd(f *Factory) *cli.Command {
@@ -21,13 +26,19 @@ func newKeyResetCmd(f *Factory) *cli.Command {
 		Name:  "reset",
 		Usage: "make key 1 active again and clear cooldowns and the rotated flag",
 		Description: "Like the extension's /key-reset. Keys marked needs-reauth stay marked: their\n" +
-			"refresh token was rejected, which a reset cannot fix. Log in again, 'piauth key add'\n" +
-			"the new account and 'piauth key remove' the old key.",
+			"refresh token was rejected, which a reset cannot fix. Log in again with\n" +
+			"'piauth login --add-to-pool', or 'piauth key remove' the old key. Disabled keys\n" +
+			"(the service refused the account, 403) and revoked API keys (refused, 401) stay\n" +
+			"out of rotation unless --disabled or --revoked brings them back.",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "disabled", Usage: "also bring back keys whose account the service disabled (403)"},
+			&cli.BoolFlag{Name: "revoked", Usage: "also bring back API keys the service refused (401)"},
+		},
 		Action: func(c *cli.Context) error {
 			if err := exactArgs(c, 0, ""); err != nil {
 				return err
 			}
-			return keyResetRun(c.Context, &keyResetOptions{IO: f.IO, Store: f.Store})
+			return keyResetRun(c.Context, &keyResetOptions{IO: f.IO, Store: f.Store, Now: f.Now, Disabled: c.Bool("disabled"), Revoked: c.Bool("revoked")})
 		},
 	}
 }
@@ -38,13 +49,21 @@ func keyResetRun(ctx context.Context, opts *keyResetOptions) error {
 	if err != nil {
 		return err
 	}
-	cleared := 0
+	cleared, revived := 0, 0
 	p, err := store.UpdatePool(ctx, func(p *keystore.Pool) error {
-		cleared = 0
+		cleared, revived = 0, 0
 		p.Active, p.Rotated = 0, false
 		for i := range p.Keys {
 			st := p.States[keystore.Fingerprint(p.Keys[i])]
-			if st == nil || st.CooldownUntil.IsZero() && st.CooldownReason == "" {
+			if st == nil {
+				continue
+			}
+			if opts.Disabled && st.Disabled || opts.Revoked && st.Revoked {
+				revived++
+				st.Disabled = st.Disabled && !opts.Disabled
+				st.Revoked = st.Revoked && !opts.Revoked
+			}
+			if st.CooldownUntil.IsZero() && st.CooldownReason == "" {
 				continue
 			}
 			cleared++
@@ -59,10 +78,18 @@ func keyResetRun(ctx context.Context, opts *keyResetOptions) error {
 		fmt.Fprintln(opts.IO.ErrOut, "the pool is empty; nothing to reset")
 		return nil
 	}
-	fmt.Fprintf(opts.IO.Out, "%s is active; cleared %d %s\n", keyName(p, 0), cleared, plural(cleared, "cooldown", "cooldowns"))
-	for i, tok := range p.Keys {
-		if st := p.States[keystore.Fingerprint(tok)]; st != nil && st.NeedsReauth {
-			fmt.Fprintf(opts.IO.ErrOut, "%s still needs re-authentication (log in again, 'piauth key add', then 'piauth key remove %d')\n", keyName(p, i), i+1)
+	fmt.Fprintf(opts.IO.Out, "%s is active; cleared %d %s", keyName(p, 0), cleared, plural(cleared, "cooldown", "cooldowns"))
+	if opts.Disabled || opts.Revoked {
+		fmt.Fprintf(opts.IO.Out, "; brought back %d %s", revived, plural(revived, "key", "keys"))
+	}
+	fmt.Fprintln(opts.IO.Out)
+	now := opts.Now()
+	for i := range p.Keys {
+		switch s := p.Status(i, now); s.State {
+		case keystore.StateNeedsReauth:
+			fmt.Fprintf(opts.IO.ErrOut, "%s still needs re-authentication (%s)\n", keyName(p, i), s.Reason)
+		case keystore.StateDisabled, keystore.StateRevoked:
+			fmt.Fprintf(opts.IO.ErrOut, "%s is still %s\n", keyName(p, i), s.Describe(now))
 		}
 	}
 	return nil

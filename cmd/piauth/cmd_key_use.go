@@ -51,12 +51,9 @@ func keyUseRun(ctx context.Context, opts *keyUseOptions) error {
 		return err
 	}
 	fmt.Fprintf(opts.IO.Out, "using %s\n", keyName(p, p.Active))
-	it := listItem(p, p.Active, opts.Now())
-	switch it.State {
-	case stateNeedsReauth:
-		fmt.Fprintf(opts.IO.ErrOut, "piauth: warning: key %d needs re-authentication; requests will rotate away from it\n", it.Index)
-	case stateCooling:
-		fmt.Fprintf(opts.IO.ErrOut, "piauth: warning: key %d is cooling down until %s\n", it.Index, it.CooldownUntil.Format(time.RFC3339))
+	now := opts.Now()
+	if status := p.Status(p.Active, now); !status.State.Usable() {
+		fmt.Fprintf(opts.IO.ErrOut, "piauth: warning: key %d is %s; requests will rotate away from it\n", p.Active+1, status.Describe(now))
 	}
 	return nil
 }

@@ -59,7 +59,10 @@ kept). With --add-to-pool the account also joins the key pool.`,
 			if err != nil {
 				return err
 			}
-			cfg := f.OAuthConfig()
+			cfg, err := f.OAuthConfig()
+			if err != nil {
+				return err
+			}
 			if c.IsSet("authorize-url") {
 				cfg.AuthorizeEndpoint = c.String("authorize-url")
 			}

@@ -3,22 +3,24 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/piauth/piauth/internal/when"
 	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/piauth/piauth/pkg/pkce"
+	"github.com/piauth/piauth/pkg/rotate"
 )
 
 // statusOptions are the dependencies and flags of `piauth status`.
 type statusOptions struct {
-	IO    *IOStreams
-	Store *keystore.Store
-	Now   func() time.Time
+	IO     *IOStreams
+	Store  *keystore.Store
+	Source *rotate.Source
+	Now    func() time.Time
 
 	JSON bool
 }
@@ -39,11 +41,11 @@ a usable credential. --json prints stable snake_case fields.`,
 			if c.Args().Len() > 0 {
 				return usagef("status takes no arguments")
 			}
-			store, err := f.Store()
+			src, err := f.Source()
 			if err != nil {
 				return err
 			}
-			return statusRun(c.Context, &statusOptions{IO: f.IO, Store: store, Now: f.Now, JSON: c.Bool("json")})
+			return statusRun(c.Context, &statusOptions{IO: f.IO, Store: src.Store, Source: src, Now: f.Now, JSON: c.Bool("json")})
 		},
 	}
 }
@@ -51,6 +53,7 @@ a usable credential. --json prints stable snake_case fields.`,
 // statusJSON is `piauth status --json`. The field names are stable (README):
 //
 //	logged_in         bool    auth.json holds a Claude ("anthropic") credential
+//	uses              string  where requests take their credential: "pool", "login" or "none"
 //	auth              object  the login, null when logged out:
 //	  type            string  "oauth" or "api_key"
 //	  account         string  email of the account when known, else ""
@@ -67,13 +70,15 @@ a usable credential. --json prints stable snake_case fields.`,
 //	  indicator       string  "🔑 2/3" or "🔑 2/3 (rotated)", "" without rotation
 //	  keys            array   one object per key, in pool order: the objects of
 //	                          `piauth key list --json` (index, fingerprint, masked,
-//	                          kind, label, account, active, state, cooldown_until,
-//	                          cooldown_reason, needs_reauth, can_refresh, expires_at,
-//	                          expired, in_keyring)
+//	                          kind, label, account, active, state, reason,
+//	                          utilization, cooldown_until, cooldown_reason,
+//	                          needs_reauth, can_refresh, expires_at, expired,
+//	                          in_keyring)
 //	keyring           string  "off", "on (…)" or "unavailable: REASON"
 //	agent_dir         string  directory of auth.json and key-rotation.json
 type statusJSON struct {
 	LoggedIn bool        `json:"logged_in"`
+	Uses     string      `json:"uses"`
 	Auth     *authStatus `json:"auth"`
 	Pool     poolStatus  `json:"pool"`
 	Keyring  string      `json:"keyring"`
@@ -99,9 +104,16 @@ type poolStatus struct {
 	Keys      []keyListItem `json:"keys"` // the objects of `piauth key list --json`
 }
 
+// errNothingUsable is status's exit-3 result: the report was printed, and it
+// says there is nothing to send a request with.
+var errNothingUsable = fmt.Errorf("%w and no pooled key is usable", pkce.ErrNotLoggedIn)
+
 // statusRun reads auth.json, the pool and the keyring state and reports them.
+// It fails with errNothingUsable (exit 3, after the report) when no login
+// and no usable pooled key exist.
 func statusRun(_ context.Context, opts *statusOptions) error {
-	st, err := collectStatus(opts.Store, opts.Now())
+	now := opts.Now()
+	st, err := collectStatus(opts.Source, now)
 	if err != nil {
 		return err
 	}
@@ -109,35 +121,47 @@ func statusRun(_ context.Context, opts *statusOptions) error {
 		enc := json.NewEncoder(opts.IO.Out)
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false)
-		return enc.Encode(st)
+		if err := enc.Encode(st); err != nil {
+			return err
+		}
+	} else {
+		printStatus(opts.IO.Out, opts.IO.OutScheme(), st, now)
 	}
-	printStatus(opts.IO.Out, opts.IO.OutScheme(), st, opts.Now())
-	return nil
+	if usable(st) {
+		return nil
+	}
+	return &silentError{errNothingUsable}
+}
+
+// usable reports whether the report shows something a request can be sent
+// with: a login, or a pooled key that is usable now or once its cooldown ends
+// (a rate limit passes; a refused, disabled or revoked key does not).
+func usable(st *statusJSON) bool {
+	if st.LoggedIn {
+		return true
+	}
+	for _, k := range st.Pool.Keys {
+		if k.State.Usable() || k.State == keystore.StateCooling {
+			return true
+		}
+	}
+	return false
 }
 
 // collectStatus builds the report; only masked tokens leave it.
-func collectStatus(store *keystore.Store, now time.Time) (*statusJSON, error) {
-	cred, err := store.Auth()
-	if errors.Is(err, keystore.ErrNotFound) {
-		cred, err = nil, nil
-	}
+func collectStatus(src *rotate.Source, now time.Time) (*statusJSON, error) {
+	mode, p, cred, err := src.Files()
 	if err != nil {
 		return nil, err
 	}
-	p, err := store.Pool()
-	if err != nil {
-		return nil, err
-	}
-	st := &statusJSON{LoggedIn: cred != nil, Keyring: store.KeyringState(), AgentDir: store.Dir()}
+	store := src.Store
+	st := &statusJSON{LoggedIn: cred != nil, Uses: mode.String(), Keyring: store.KeyringState(), AgentDir: store.Dir()}
 	st.Pool = poolStatus{Size: len(p.Keys), Rotated: p.Rotated, Rotation: len(p.Keys) >= 2, Keys: make([]keyListItem, 0, len(p.Keys))}
 	if len(p.Keys) > 0 {
-		st.Pool.Active = min(max(p.Active, 0), len(p.Keys)-1) + 1
+		st.Pool.Active = p.ActiveIndex() + 1
 	}
-	if st.Pool.Rotation {
-		st.Pool.Indicator = fmt.Sprintf("🔑 %d/%d", st.Pool.Active, st.Pool.Size)
-		if p.Rotated {
-			st.Pool.Indicator += " (rotated)"
-		}
+	if mode == rotate.ModePool {
+		st.Pool.Indicator = rotate.Indicator(st.Pool.Active, st.Pool.Size, p.Rotated)
 	}
 	inKeyring, _ := store.KeyringIndex()
 	for i := range p.Keys {
@@ -185,9 +209,9 @@ func printStatus(w io.Writer, cs Scheme, st *statusJSON, now time.Time) {
 		if a.ExpiresAt != "" {
 			exp, _ := time.Parse(time.RFC3339, a.ExpiresAt)
 			if a.Expired {
-				fmt.Fprintf(w, "  expires  %s (%s); refreshed on next use\n", cs.Yellow("expired "+relDuration(now.Sub(exp))+" ago"), a.ExpiresAt)
+				fmt.Fprintf(w, "  expires  %s (%s); refreshed on next use\n", cs.Yellow("expired "+when.Duration(now.Sub(exp))+" ago"), a.ExpiresAt)
 			} else {
-				fmt.Fprintf(w, "  expires  in %s (%s)\n", relDuration(exp.Sub(now)), a.ExpiresAt)
+				fmt.Fprintf(w, "  expires  in %s (%s)\n", when.Duration(exp.Sub(now)), a.ExpiresAt)
 			}
 		}
 		if a.PooledAs > 0 {
@@ -200,8 +224,10 @@ func printStatus(w io.Writer, cs Scheme, st *statusJSON, now time.Time) {
 	switch p := st.Pool; {
 	case p.Size == 0:
 		fmt.Fprintln(w, "Key pool: empty")
+	case st.Uses == rotate.ModeLogin.String():
+		fmt.Fprintln(w, "Key pool: 1 key, not used: requests use the login (rotation needs 2 or more keys)")
 	case !p.Rotation:
-		fmt.Fprintln(w, "Key pool: 1 key (rotation needs 2 or more)")
+		fmt.Fprintf(w, "Key pool: 1 key, used for every request (no login), %s\n", cs.Bold(p.Indicator))
 	default:
 		fmt.Fprintf(w, "Key pool: %d keys, %s\n", p.Size, cs.Bold(p.Indicator))
 	}
@@ -217,20 +243,29 @@ func printStatus(w io.Writer, cs Scheme, st *statusJSON, now time.Time) {
 		if k.Account != "" {
 			line += "  " + k.Account
 		}
-		switch {
-		case k.NeedsReauth:
-			line += "  " + cs.Red("needs a new login (piauth login --add-to-pool)")
-		case k.CooldownUntil != nil:
-			until := *k.CooldownUntil
-			line += "  " + cs.Yellow(fmt.Sprintf("cooling down until %s (%s, in %s)", until.Format(time.RFC3339), k.CooldownReason, relDuration(until.Sub(now))))
-		case k.Expired && !k.CanRefresh:
-			line += "  " + cs.Red("expired, cannot be refreshed")
-		case k.Expired:
-			line += "  " + cs.Dim("expired; refreshed on next use")
-		default:
-			line += "  " + cs.Green("ready")
+		if k.Utilization != nil {
+			line += "  " + utilText(k.Utilization) + " used"
 		}
-		fmt.Fprintln(w, line)
+		fmt.Fprintln(w, line+"  "+keyStateText(cs, k, now))
 	}
 	fmt.Fprintf(w, "Keyring: %s\n", st.Keyring)
+}
+
+// keyStateText renders a key's state on status's key line: the same words as
+// key list (KeyStatus.Describe), coloured.
+func keyStateText(cs Scheme, k keyListItem, now time.Time) string {
+	ks := keystore.KeyStatus{State: k.State, Reason: k.Reason}
+	if k.State == keystore.StateCooling && k.CooldownUntil != nil {
+		ks.Until = *k.CooldownUntil
+	}
+	text := ks.Describe(now)
+	switch k.State {
+	case keystore.StateNeedsReauth:
+		return cs.Red(text)
+	case keystore.StateCooling:
+		return cs.Yellow(text)
+	case keystore.StateActive, keystore.StateReady:
+		return cs.Green(text)
+	}
+	return text
 }

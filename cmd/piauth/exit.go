@@ -56,6 +56,13 @@ func withCode(code int, err error) error {
 	return &codedError{code: code, err: err}
 }
 
+// silentError carries the cause of a non-zero exit without printing it: the
+// command has already said it (status's report).
+type silentError struct{ err error }
+
+func (e *silentError) Error() string { return "" }
+func (e *silentError) Unwrap() error { return e.err }
+
 // exitCode maps an error to the process exit code. This is the only place
 // errors become exit codes.
 func exitCode(err error) int {

@@ -22,37 +22,40 @@ type Factory struct {
 	Now func() time.Time
 
 	// HTTPClient is the client for every outgoing request; tests point it
-	// at httptest servers or the emulator.
+	// at httptest servers or the emulator. nil: built on first use from the
+	// timeout (httpClient).
 	HTTPClient *http.Client
 
 	// Global flag values, filled by the app's Before hook.
 	Dir         string // agent dir as given by --dir / PI_CODING_AGENT_DIR ("" = default)
 	KeyringMode string // auto | on | off
 	NoColor     bool
+	TimeoutFlag string // --timeout ("" = PIAUTH_TIMEOUT or the default)
 
 	store *keystore.Store // opened lazily by Store()
+
+	warned map[string]bool // warnOnce keys already shown
 }
 
 // newSystemFactory builds the Factory for a real process.
 func newSystemFactory() *Factory {
 	return &Factory{
-		IO:         systemIO(),
-		Getenv:     os.Getenv,
-		Now:        time.Now,
-		HTTPClient: &http.Client{},
+		IO:     systemIO(),
+		Getenv: os.Getenv,
+		Now:    time.Now,
 	}
 }
 
-// newTestFactory builds a Factory for in-process command tests: streams are
-// buffers, the environment is env only.
-func newTestFactory(stdin string, env map[string]string) (*Factory, *IOBuffers) {
-	ios, out, errOut := testIO(stdin)
-	return &Factory{
-		IO:         ios,
-		Getenv:     func(k string) string { return env[k] },
-		Now:        time.Now,
-		HTTPClient: &http.Client{Timeout: 30 * time.Second},
-	}, &IOBuffers{Out: out, Err: errOut}
+// warnOnce prints a warning line on stderr once per process for key.
+func (f *Factory) warnOnce(key, format string, a ...any) {
+	if f.warned[key] {
+		return
+	}
+	if f.warned == nil {
+		f.warned = map[string]bool{}
+	}
+	f.warned[key] = true
+	f.warnf(format, a...)
 }
 
 // warnf prints a warning line on stderr.

@@ -36,5 +36,5 @@ func (f *Factory) Store() (*keystore.Store, error) {
 
 // agentDir resolves --dir / PI_CODING_AGENT_DIR / ~/.pi/agent.
 func (f *Factory) agentDir() (string, error) {
-	return keystore.ResolveDir(f.Dir)
+	return keystore.ResolveDir(f.Dir, f.Getenv)
 }

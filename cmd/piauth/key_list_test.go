@@ -33,17 +33,19 @@ func TestKeyList(t *testing.T) {
 		assertNoSecret(t, keys, r.out, r.err)
 		lines := strings.Split(strings.TrimRight(r.out, "\n"), "\n")
 		require.Len(t, lines, 5, r.out)
-		assert.Equal(t, []string{"#", "KEY", "KIND", "LABEL", "KEYRING", "STATE"}, strings.Fields(lines[0]))
+		assert.Equal(t, []string{"#", "FINGERPRINT", "KEY", "KIND", "LABEL", "KEYRING", "UTIL", "STATE"}, strings.Fields(lines[0]))
+		fp := func(k string) string { return keystore.Fingerprint(k) }
 		want := [][]string{
-			{"1", keystore.Mask(k1), "oauth", "work", "-", "ready"},
-			{"*", "2", keystore.Mask(k2), "api", "ci", "-", "active"},
-			{"3", keystore.Mask(k3), "oauth", "-", "-", "cooling", "until"},
-			{"4", keystore.Mask(k4), "oauth", "-", "-", "needs-reauth"},
+			{"1", fp(k1), keystore.Mask(k1), "oauth", "work", "-", "-", "ready"},
+			{"*", "2", fp(k2), keystore.Mask(k2), "api", "ci", "-", "-", "active"},
+			{"3", fp(k3), keystore.Mask(k3), "oauth", "-", "-", "-", "cooling", "until"},
+			{"4", fp(k4), keystore.Mask(k4), "oauth", "-", "-", "-", "needs-reauth:"},
 		}
 		for i, w := range want {
 			assert.Equal(t, w, strings.Fields(lines[i+1])[:len(w)], "row %d: %q", i+1, lines[i+1])
 		}
-		assert.Contains(t, lines[3], "(25m left)")
+		// One cooldown reads the same in every command (when.Until).
+		assert.Contains(t, lines[3], "cooling until "+now.Add(25*time.Minute).Format("15:04:05")+" (in 25m), rate-limited")
 	})
 
 	t.Run("json", func(t *testing.T) {
@@ -112,22 +114,4 @@ func TestKeyList(t *testing.T) {
 		assert.Equal(t, 2, r.code)
 		assert.Contains(t, r.err, "key list takes no arguments")
 	})
-}
-
-func TestShortDuration(t *testing.T) {
-	tests := []struct {
-		d    time.Duration
-		want string
-	}{
-		{500 * time.Millisecond, "1s"},
-		{40 * time.Second, "40s"},
-		{90 * time.Second, "2m"},
-		{25 * time.Minute, "25m"},
-		{2*time.Hour + 5*time.Minute, "2h5m"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.d.String(), func(t *testing.T) {
-			assert.Equal(t, tt.want, shortDuration(tt.d))
-		})
-	}
 }

@@ -238,7 +238,7 @@ func malformedSSE(t *testing.T, m *malformedTally, setup func(map[string][]byte)
 			root, agent := setup(map[string][]byte{keystore.AuthFileName: goodAuth})
 			before := snapshotDir(t, root)
 			args := append(append([]string{"--dir", agent, "--keyring", "off", "chat"}, mode...), "hi")
-			p := relRun(t, map[string]string{"ANTHROPIC_BASE_URL": srv.URL, "PIAUTH_TOKEN_URL": srv.URL + "/v1/oauth/token"}, "", args...)
+			p := relRun(t, map[string]string{"PIAUTH_BASE_URL": srv.URL, "PIAUTH_TOKEN_URL": srv.URL + "/v1/oauth/token"}, "", args...)
 			m.check(fmt.Sprintf("sse %s %v", name, mode), p, before, snapshotDir(t, root), false)
 		}
 	}

@@ -30,8 +30,8 @@ func TestChatRotatesPastRateLimitedKey(t *testing.T) {
 	res := h.run(context.Background(), "", nil, "hi")
 	require.Equal(t, 0, res.code, res.err)
 	assert.Equal(t, wantText+"\n", res.out)
-	assert.Regexp(t, "^"+regexp.QuoteMeta("🔑 rate-limited: key 1/3 ("+keystore.Mask(keys[0])+") cooling until ")+
-		`\d\d:\d\d \(in (9m5\ds|10m)\); trying key 2/3\n`, res.err)
+	assert.Regexp(t, "^"+regexp.QuoteMeta("🔑 key 1/3 ("+keystore.Mask(keys[0])+") cooling until ")+
+		`\d\d:\d\d:\d\d \(in (9m5\ds|10m)\), rate-limited; trying key 2/3\n`, res.err)
 	assert.Equal(t, wantAccounting+" · 🔑 2/3 (rotated)", lastLine(res.err))
 	assert.Equal(t, []int64{1, 1, 0}, requestsBy(h, keys...), "exactly 2 requests")
 

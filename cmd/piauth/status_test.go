@@ -30,33 +30,34 @@ func TestStatus(t *testing.T) {
 		pool      bool
 		wantJSON  string
 		wantHuman []string
+		wantCode  int
 	}{
-		{name: "logged out", wantJSON: `{"logged_in": false, "auth": null,
+		{name: "logged out", wantCode: 3, wantJSON: `{"logged_in": false, "uses": "none", "auth": null,
 			"pool": {"size": 0, "active": 0, "rotated": false, "rotation": false, "indicator": "", "keys": []},
 			"keyring": "off", "agent_dir": "DIR"}`,
 			wantHuman: []string{"Not logged in (run piauth login)", "Key pool: empty", "Keyring: off"}},
-		{name: "logged in with a rotated pool", auth: login, pool: true, wantJSON: `{"logged_in": true,
+		{name: "logged in with a rotated pool", auth: login, pool: true, wantJSON: `{"logged_in": true, "uses": "pool",
 			"auth": {"type": "oauth", "account": "user1@example.com", "masked": "` + keystore.Mask(access) + `",
 			         "expires_at": "2026-11-29T01:12:00Z", "expires_in_s": 25920, "expired": false, "pooled_as": 2},
 			"pool": {"size": 3, "active": 2, "rotated": true, "rotation": true, "indicator": "🔑 2/3 (rotated)", "keys": [
 			  {"index": 1, "fingerprint": "` + keystore.Fingerprint(k1) + `", "masked": "` + keystore.Mask(k1) + `", "kind": "oauth",
-			   "label": "spare", "account": "", "active": false, "state": "cooling", "expires_at": null, "expired": false, "can_refresh": false,
+			   "label": "spare", "account": "", "active": false, "state": "cooling", "reason": "rate-limited", "utilization": null, "expires_at": null, "expired": false, "can_refresh": false,
 			   "cooldown_until": "2026-11-28T18:12:00Z", "cooldown_reason": "rate_limit", "needs_reauth": false, "in_keyring": false},
 			  {"index": 2, "fingerprint": "` + keystore.Fingerprint(access) + `", "masked": "` + keystore.Mask(access) + `", "kind": "oauth",
-			   "label": "work", "account": "pooled@example.com", "active": true, "state": "active", "expires_at": "2026-11-29T01:00:00Z", "expired": false, "can_refresh": true,
+			   "label": "work", "account": "pooled@example.com", "active": true, "state": "active", "reason": "", "utilization": null, "expires_at": "2026-11-29T01:00:00Z", "expired": false, "can_refresh": true,
 			   "cooldown_until": null, "cooldown_reason": "", "needs_reauth": false, "in_keyring": false},
 			  {"index": 3, "fingerprint": "` + keystore.Fingerprint(k3) + `", "masked": "` + keystore.Mask(k3) + `", "kind": "api",
-			   "label": "", "account": "", "active": false, "state": "needs-reauth", "expires_at": null, "expired": false, "can_refresh": false,
+			   "label": "", "account": "", "active": false, "state": "needs-reauth", "reason": "refused and could not be refreshed; piauth login --add-to-pool", "utilization": null, "expires_at": null, "expired": false, "can_refresh": false,
 			   "cooldown_until": null, "cooldown_reason": "", "needs_reauth": true, "in_keyring": false}]},
 			"keyring": "off", "agent_dir": "DIR"}`,
 			wantHuman: []string{
 				"Logged in as user1@example.com (oauth)",
-				"expires  in 7h 12m (2026-11-29T01:12:00Z)",
+				"expires  in 7h12m (2026-11-29T01:12:00Z)",
 				"pooled   as key 2/3",
 				"Key pool: 3 keys, 🔑 2/3 (rotated)",
-				"key 1  " + keystore.Mask(k1) + "  spare  cooling down until 2026-11-28T18:12:00Z (rate_limit, in 12m)",
+				"key 1  " + keystore.Mask(k1) + "  spare  cooling until 18:12:00 (in 12m), rate-limited",
 				"* key 2",
-				"key 3  " + keystore.Mask(k3) + "  needs a new login",
+				"key 3  " + keystore.Mask(k3) + "  needs-reauth: refused and could not be refreshed; piauth login --add-to-pool",
 			}},
 		{name: "expired login, account from the pool", pool: true,
 			auth:      oauthCred(access, refresh, now.Add(-3*time.Minute)),
@@ -74,8 +75,8 @@ func TestStatus(t *testing.T) {
 			js := env.run(t, "", "status", "--json")
 			human := env.run(t, "", "status")
 
-			require.Equal(t, 0, js.code, js.err)
-			require.Equal(t, 0, human.code, human.err)
+			require.Equal(t, tt.wantCode, js.code, js.err)
+			require.Equal(t, tt.wantCode, human.code, human.err)
 			if tt.wantJSON != "" {
 				var want any
 				require.NoError(t, json.Unmarshal([]byte(tt.wantJSON), &want))
@@ -86,10 +87,55 @@ func TestStatus(t *testing.T) {
 			for _, want := range tt.wantHuman {
 				assert.Contains(t, human.out, want)
 			}
-			assert.Empty(t, js.err)
+			assert.Empty(t, js.err, "the report says it all; nothing on stderr")
 			assert.Empty(t, human.err)
 			assertNoToken(t, []string{access, refresh, k1, k3}, js.out, human.out)
 			assert.Zero(t, env.emu.Stats().Refreshes, "status never refreshes")
+		})
+	}
+}
+
+func TestStatusUsesAndExitCode(t *testing.T) {
+	now := time.Date(2026, 11, 28, 18, 0, 0, 0, time.UTC)
+	access, refresh := authToken("oat", "su"), authToken("ort", "su")
+	k1, k2 := authToken("oat", "u1"), authToken("oat", "u2")
+	tests := []struct {
+		name      string
+		login     bool
+		keys      []string
+		states    []keystore.KeyState
+		wantUses  string
+		wantCode  int
+		wantHuman string
+	}{
+		{"one key, no login: the key is used", false, []string{k1}, nil, "pool", 0, "Key pool: 1 key, used for every request (no login), 🔑 1/1"},
+		{"one key and a login: the login is used", true, []string{k1}, nil, "login", 0, "Key pool: 1 key, not used: requests use the login"},
+		{"two keys and a login: the pool rotates", true, []string{k1, k2}, nil, "pool", 0, "Key pool: 2 keys, 🔑 1/2"},
+		{"no login, every key dead", false, []string{k1, k2}, []keystore.KeyState{{NeedsReauth: true}, {Disabled: true}}, "pool", 3, "disabled: OAuth is not allowed"},
+		{"no login, a cooling key frees later", false, []string{k1}, []keystore.KeyState{{CooldownUntil: now.Add(time.Minute), CooldownReason: "rate_limit"}}, "pool", 0, "cooling until 18:01:00 (in 1m), rate-limited"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newAuthEnv(t)
+			env.now = now
+			if tt.login {
+				env.writeAuth(t, oauthCred(access, refresh, now.Add(time.Hour)))
+			}
+			states := tt.states
+			if states == nil {
+				states = make([]keystore.KeyState, len(tt.keys))
+			}
+			env.seedPool(t, 0, false, tt.keys, states)
+			js := env.run(t, "", "status", "--json")
+			human := env.run(t, "", "status")
+			assert.Equal(t, tt.wantCode, js.code, js.err)
+			assert.Equal(t, tt.wantCode, human.code, human.err)
+			var got struct {
+				Uses string `json:"uses"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(js.out), &got))
+			assert.Equal(t, tt.wantUses, got.Uses)
+			assert.Contains(t, human.out, tt.wantHuman)
 		})
 	}
 }

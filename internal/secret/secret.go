@@ -65,3 +65,22 @@ func Fingerprint(tok string) string {
 	sum := sha256.Sum256([]byte(tok))
 	return hex.EncodeToString(sum[:])[:12]
 }
+
+// Kind tells OAuth access tokens from console API keys.
+type Kind string
+
+// Kinds of credentials.
+const (
+	KindOAuth Kind = "oauth"
+	KindAPI   Kind = "api"
+)
+
+// KindOf classifies a token: "sk-ant-api…" is a console API key (sent as
+// x-api-key, never refreshed), anything else an OAuth access token. This is
+// the one rule every package uses.
+func KindOf(tok string) Kind {
+	if strings.HasPrefix(tok, "sk-ant-api") {
+		return KindAPI
+	}
+	return KindOAuth
+}

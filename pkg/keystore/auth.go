@@ -31,9 +31,10 @@ func (c *Credential) Token() string {
 	return c.Key
 }
 
-// Expired reports whether an OAuth credential is at or past its expiry.
+// Expired reports whether an OAuth credential is at or past its expiry (an
+// unknown, zero expiry counts as valid: ExpiredAt).
 func (c *Credential) Expired(now time.Time) bool {
-	return c.Type == "oauth" && now.UnixMilli() >= c.Expires
+	return c.Type == "oauth" && ExpiredAt(c.Expires, now)
 }
 
 func parseCredential(d *doc, raw json.RawMessage) (*Credential, error) {

@@ -8,9 +8,9 @@ package keystore
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/piauth/piauth/internal/secret"
 )
@@ -49,19 +49,24 @@ func (e *MalformedError) Error() string {
 func (e *MalformedError) Is(target error) bool { return target == ErrMalformed }
 
 // ResolveDir returns the agent directory: flagValue if set, else
-// $PI_CODING_AGENT_DIR, else ~/.pi/agent. A leading "~/" is expanded.
-func ResolveDir(flagValue string) (string, error) {
+// $PI_CODING_AGENT_DIR, else ~/.pi/agent. A leading "~/" is expanded with
+// $HOME (%USERPROFILE% on Windows). The environment comes from getenv, the
+// caller's (a map in tests), never from the process directly.
+func ResolveDir(flagValue string, getenv func(string) string) (string, error) {
 	dir := flagValue
 	if dir == "" {
-		dir = os.Getenv("PI_CODING_AGENT_DIR")
+		dir = getenv("PI_CODING_AGENT_DIR")
 	}
 	if dir == "" {
 		dir = "~/.pi/agent"
 	}
 	if dir == "~" || strings.HasPrefix(dir, "~/") {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("resolve agent dir: %w", err)
+		home := getenv("HOME")
+		if home == "" {
+			home = getenv("USERPROFILE")
+		}
+		if home == "" {
+			return "", errors.New("resolve agent dir: no home directory ($HOME is not set); set PI_CODING_AGENT_DIR or pass --dir")
 		}
 		dir = filepath.Join(home, strings.TrimPrefix(dir, "~"))
 	}
@@ -80,19 +85,22 @@ func Mask(tok string) string { return secret.Mask(tok) }
 // characters of its SHA-256.
 func Fingerprint(tok string) string { return secret.Fingerprint(tok) }
 
-// KeyKind tells OAuth access tokens from console API keys.
-type KeyKind string
+// KeyKind tells OAuth access tokens from console API keys (secret.Kind).
+type KeyKind = secret.Kind
 
 // Key kinds.
 const (
-	KindOAuth KeyKind = "oauth"
-	KindAPI   KeyKind = "api"
+	KindOAuth = secret.KindOAuth
+	KindAPI   = secret.KindAPI
 )
 
-// KindOf classifies a token: "sk-ant-api…" is KindAPI, anything else KindOAuth.
-func KindOf(tok string) KeyKind {
-	if strings.HasPrefix(tok, "sk-ant-api") {
-		return KindAPI
-	}
-	return KindOAuth
+// KindOf classifies a token: "sk-ant-api…" is KindAPI, anything else
+// KindOAuth (secret.KindOf, the one rule).
+func KindOf(tok string) KeyKind { return secret.KindOf(tok) }
+
+// ExpiredAt reports whether an epoch-ms expiry has passed at now. 0 means
+// unknown and counts as valid: only the API can tell (pi does the same).
+// This is the one expiry rule for auth.json and pooled keys.
+func ExpiredAt(expiresMs int64, now time.Time) bool {
+	return expiresMs != 0 && now.UnixMilli() >= expiresMs
 }

@@ -53,22 +53,27 @@ func TestFingerprintAndKind(t *testing.T) {
 }
 
 func TestResolveDir(t *testing.T) {
-	home, err := os.UserHomeDir()
-	require.NoError(t, err)
-	tmp := t.TempDir()
+	home, tmp := "/home/someone", t.TempDir()
 	tests := []struct {
-		name, flag, env, want string
+		name, flag, env, home, want string
+		wantErr                     bool
 	}{
-		{"flag wins", tmp, "/elsewhere", tmp},
-		{"env", "", tmp, tmp},
-		{"env tilde", "", "~/agentdir", filepath.Join(home, "agentdir")},
-		{"flag tilde", "~/x/y", "", filepath.Join(home, "x/y")},
-		{"default", "", "", filepath.Join(home, ".pi/agent")},
+		{"flag wins", tmp, "/elsewhere", home, tmp, false},
+		{"env", "", tmp, home, tmp, false},
+		{"env tilde", "", "~/agentdir", home, filepath.Join(home, "agentdir"), false},
+		{"flag tilde", "~/x/y", "", home, filepath.Join(home, "x/y"), false},
+		{"default", "", "", home, filepath.Join(home, ".pi/agent"), false},
+		{"no home", "", "", "", "", true},
+		{"no home needed", tmp, "", "", tmp, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv("PI_CODING_AGENT_DIR", tt.env)
-			got, err := ResolveDir(tt.flag)
+			env := map[string]string{"PI_CODING_AGENT_DIR": tt.env, "HOME": tt.home}
+			got, err := ResolveDir(tt.flag, func(k string) string { return env[k] })
+			if tt.wantErr {
+				assert.ErrorContains(t, err, "PI_CODING_AGENT_DIR")
+				return
+			}
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, got)
 		})

@@ -22,9 +22,19 @@ type KeyState struct {
 	CooldownUntil  time.Time // zero = ready
 	CooldownReason string    // "rate_limit", "overloaded"
 	NeedsReauth    bool
-	UnifiedStatus  string  // last anthropic-ratelimit-unified-status seen
-	Utilization    float64 // highest window utilisation last seen
-	Replaces       string  // fingerprint of the key this one replaced in a refresh (see Follow)
+	// Disabled is set when the service refused the account itself (403
+	// "OAuth authentication is currently not allowed for this
+	// organization"): the key is kept but skipped until a new login of the
+	// account or `piauth key reset --disabled`.
+	Disabled bool
+	// Revoked is set when an API key was refused (401): the seed deletes
+	// such a key; piauth keeps it (file and keyring) but skips it, so one
+	// refusal never destroys the only copy of a secret. `key remove` or
+	// `key prune` deletes it.
+	Revoked       bool
+	UnifiedStatus string  // last anthropic-ratelimit-unified-status seen
+	Utilization   float64 // highest window utilisation last seen
+	Replaces      string  // fingerprint of the key this one replaced in a refresh (see Follow)
 
 	extra map[string]json.RawMessage
 }
@@ -140,6 +150,8 @@ type stateJSON struct {
 	CooldownUntil  string  `json:"cooldown_until,omitempty"`
 	CooldownReason string  `json:"cooldown_reason,omitempty"`
 	NeedsReauth    bool    `json:"needs_reauth,omitempty"`
+	Disabled       bool    `json:"disabled,omitempty"`
+	Revoked        bool    `json:"revoked,omitempty"`
 	UnifiedStatus  string  `json:"unified_status,omitempty"`
 	Utilization    float64 `json:"utilization,omitempty"`
 	Replaces       string  `json:"replaces,omitempty"`
@@ -160,6 +172,7 @@ func stateFields(s *stateJSON) map[string]struct {
 		"expires": {&s.Expires, "an integer (epoch milliseconds)"}, "account": {&s.Account, "a string"},
 		"cooldown_until": {&s.CooldownUntil, "an RFC 3339 time string"}, "cooldown_reason": {&s.CooldownReason, "a string"},
 		"needs_reauth": {&s.NeedsReauth, "a boolean"}, "unified_status": {&s.UnifiedStatus, "a string"},
+		"disabled": {&s.Disabled, "a boolean"}, "revoked": {&s.Revoked, "a boolean"},
 		"utilization": {&s.Utilization, "a number"}, "replaces": {&s.Replaces, "a string"},
 	}
 }
@@ -278,13 +291,14 @@ func parseState(d *doc, ptr string, raw json.RawMessage) (*KeyState, error) {
 	}
 	st.Label, st.Refresh, st.Expires, st.Account = sj.Label, sj.Refresh, sj.Expires, sj.Account
 	st.CooldownReason, st.NeedsReauth, st.UnifiedStatus, st.Utilization = sj.CooldownReason, sj.NeedsReauth, sj.UnifiedStatus, sj.Utilization
-	st.Replaces = sj.Replaces
+	st.Replaces, st.Disabled, st.Revoked = sj.Replaces, sj.Disabled, sj.Revoked
 	return st, nil
 }
 
 func (st *KeyState) marshal() (json.RawMessage, error) {
 	sj := stateJSON{Label: st.Label, Refresh: st.Refresh, Expires: st.Expires, Account: st.Account,
-		CooldownReason: st.CooldownReason, NeedsReauth: st.NeedsReauth, UnifiedStatus: st.UnifiedStatus, Utilization: st.Utilization, Replaces: st.Replaces}
+		CooldownReason: st.CooldownReason, NeedsReauth: st.NeedsReauth, UnifiedStatus: st.UnifiedStatus, Utilization: st.Utilization, Replaces: st.Replaces,
+		Disabled: st.Disabled, Revoked: st.Revoked}
 	if !st.CooldownUntil.IsZero() {
 		sj.CooldownUntil = st.CooldownUntil.UTC().Format(time.RFC3339Nano)
 	}

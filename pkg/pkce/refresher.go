@@ -56,12 +56,6 @@ func (r *Refresher) warnf(format string, a ...any) {
 	}
 }
 
-// expiredAt reports whether an epoch-ms expiry has passed; 0 means unknown
-// (treated as valid: only the API can tell).
-func expiredAt(expires int64, now time.Time) bool {
-	return expires != 0 && now.UnixMilli() >= expires
-}
-
 // AuthToken returns auth.json's credential, refreshed first when it is an
 // OAuth credential that has expired (or when force is set). It fails with
 // ErrNotLoggedIn when there is no credential and with an error wrapping
@@ -115,6 +109,7 @@ func (r *Refresher) refreshAuth(ctx context.Context, c *keystore.Credential, p *
 	}
 	i := LinkedKey(p, c)
 	tok, err := r.OAuth.Refresh(ctx, c.Refresh)
+	r.keepRefresh(tok, err, c, p, i)
 	switch {
 	case err == nil:
 		r.apply(tok, c, p, i)
@@ -168,7 +163,7 @@ func (r *Refresher) PoolToken(ctx context.Context, fp string, force bool) (strin
 	tok := p.Keys[i]
 	st := p.State(i)
 	now := r.now()
-	expired := expiredAt(st.Expires, now)
+	expired := keystore.ExpiredAt(st.Expires, now)
 	switch {
 	case keystore.KindOf(tok) == keystore.KindAPI:
 		if force {
@@ -199,9 +194,9 @@ func (r *Refresher) PoolToken(ctx context.Context, fp string, force bool) (strin
 		switch {
 		case st == nil || st.Refresh == "":
 			outErr = fmt.Errorf("key %d (%s) has no refresh token: %w", j+1, keystore.Mask(q.Keys[j]), ErrCannotRefresh)
-		case q.Keys[j] != tok && !expiredAt(st.Expires, now):
+		case q.Keys[j] != tok && !keystore.ExpiredAt(st.Expires, now):
 			out = q.Keys[j] // another process refreshed it while we waited
-		case !force && !expiredAt(st.Expires, now):
+		case !force && !keystore.ExpiredAt(st.Expires, now):
 			out = q.Keys[j]
 		default:
 			out, outErr = r.refreshPooled(ctx, q.Keys[j], st, *a, q, j, now)
@@ -221,6 +216,7 @@ func (r *Refresher) refreshPooled(ctx context.Context, tok string, st *keystore.
 		c = nil
 	}
 	resp, err := r.OAuth.Refresh(ctx, st.Refresh)
+	r.keepRefresh(resp, err, c, q, j)
 	switch {
 	case err == nil:
 		r.apply(resp, c, q, j)
@@ -228,7 +224,7 @@ func (r *Refresher) refreshPooled(ctx context.Context, tok string, st *keystore.
 	case errors.Is(err, ErrInvalidGrant):
 		st.NeedsReauth = true
 		return "", fmt.Errorf("key %d (%s): %w: %w", j+1, keystore.Mask(tok), ErrNeedsLogin, err)
-	case !expiredAt(st.Expires, now):
+	case !keystore.ExpiredAt(st.Expires, now):
 		r.warnf("could not refresh key %d (%s): %v; using the current token", j+1, keystore.Mask(tok), err)
 		return tok, nil
 	default:
@@ -257,6 +253,20 @@ func (r *Refresher) apply(tok *Token, c *keystore.Credential, p *keystore.Pool, 
 		if email != "" {
 			st.Account = email
 		}
+	}
+}
+
+// keepRefresh stores the new refresh token of a partial answer (ErrIncompleteToken):
+// the server has revoked the old one, so dropping it would log the account out.
+func (r *Refresher) keepRefresh(tok *Token, err error, c *keystore.Credential, p *keystore.Pool, i int) {
+	if err == nil || tok == nil || tok.RefreshToken == "" || !errors.Is(err, ErrIncompleteToken) {
+		return
+	}
+	if c != nil {
+		c.Refresh = tok.RefreshToken
+	}
+	if i >= 0 {
+		p.State(i).Refresh = tok.RefreshToken
 	}
 }
 

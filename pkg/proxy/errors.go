@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/piauth/piauth/pkg/pkce"
 	"github.com/piauth/piauth/pkg/rotate"
 )
 
@@ -59,7 +58,7 @@ func (p *Proxy) transportFailed(w http.ResponseWriter, r *http.Request, rec *rec
 		w.Header().Set("Retry-After", strconv.FormatInt(retryAfter(limited.FreeAt, p.opts.Now()), 10))
 		w.Header().Set("X-Should-Retry", "true")
 		p.fail(w, rec, http.StatusTooManyRequests, "rate_limit_error", "piauth proxy: "+limited.Error())
-	case noCredential(err):
+	case rotate.NeedsLogin(err):
 		p.fail(w, rec, http.StatusUnauthorized, "authentication_error",
 			"piauth proxy has no usable credential ("+err.Error()+"); run `piauth login` or `piauth status`")
 	case errors.Is(err, context.DeadlineExceeded):
@@ -67,16 +66,6 @@ func (p *Proxy) transportFailed(w http.ResponseWriter, r *http.Request, rec *rec
 	default:
 		p.fail(w, rec, http.StatusBadGateway, "api_error", "piauth proxy: upstream request failed: "+err.Error())
 	}
-}
-
-// noCredential reports errors that mean "log in first".
-func noCredential(err error) bool {
-	for _, target := range []error{pkce.ErrNotLoggedIn, pkce.ErrNeedsLogin, pkce.ErrCannotRefresh, rotate.ErrNoUsableKey} {
-		if errors.Is(err, target) {
-			return true
-		}
-	}
-	return false
 }
 
 // retryAfter is the seconds until t, at least 1.

@@ -37,7 +37,7 @@ func rotatingEnv(t *testing.T, now func() time.Time, keys ...string) (*env, *key
 	require.NoError(t, err)
 	emu := emulator.New(emulator.Options{Now: now})
 	up, seen := startUpstream(t, emu)
-	rt := &rotate.Transport{Base: up.Client().Transport, Store: store, Now: now}
+	rt := &rotate.Transport{Base: up.Client().Transport, Source: &rotate.Source{Store: store, Now: now}}
 	log := &testenv.Buffer{}
 	px := httptest.NewServer(proxy.New(proxy.Options{
 		Client: &http.Client{Transport: rt}, Upstream: up.URL, ClientKey: clientKey(),

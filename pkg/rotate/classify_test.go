@@ -148,19 +148,3 @@ func TestAllLimitedError(t *testing.T) {
 		})
 	}
 }
-
-func TestFormatDuration(t *testing.T) {
-	for d, want := range map[time.Duration]string{
-		-time.Second:                   "0s",
-		0:                              "0s",
-		400 * time.Millisecond:         "0s",
-		30 * time.Second:               "30s",
-		10 * time.Minute:               "10m",
-		9*time.Minute + 55*time.Second: "9m55s",
-		2 * time.Hour:                  "2h",
-		2*time.Hour + 13*time.Minute:   "2h13m",
-		24 * time.Hour:                 "24h",
-	} {
-		assert.Equal(t, want, FormatDuration(d), "%v", d)
-	}
-}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/piauth/piauth/internal/retryafter"
 )
 
 // Cooldown bounds.
@@ -33,8 +35,8 @@ func Cooldown(h http.Header, class Class, now time.Time) time.Time {
 		}
 		return t.In(now.Location())
 	}
-	if t, ok := retryAfter(h, now); ok {
-		return capped(t)
+	if d, ok := retryafter.Parse(h, now, MaxCooldown); ok {
+		return capped(now.Add(d))
 	}
 	if class == ClassOverloaded {
 		return now.Add(OverloadedCooldown)
@@ -55,32 +57,6 @@ func Cooldown(h http.Header, class Class, now time.Time) time.Time {
 		return capped(t)
 	}
 	return now.Add(DefaultCooldown)
-}
-
-// retryAfter parses retry-after-ms, then retry-after (seconds or HTTP date).
-func retryAfter(h http.Header, now time.Time) (time.Time, bool) {
-	if v := strings.TrimSpace(h.Get("retry-after-ms")); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
-			return now.Add(time.Duration(ms * float64(time.Millisecond))), true
-		}
-	}
-	v := strings.TrimSpace(h.Get("retry-after"))
-	if v == "" {
-		return time.Time{}, false
-	}
-	if s, err := strconv.ParseFloat(v, 64); err == nil {
-		if s <= 0 || s > MaxCooldown.Seconds() {
-			if s > 0 {
-				return now.Add(MaxCooldown), true
-			}
-			return time.Time{}, false
-		}
-		return now.Add(time.Duration(s * float64(time.Second))), true
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t, true
-	}
-	return time.Time{}, false
 }
 
 // epochHeader parses a header holding epoch seconds (or an RFC 3339 time).

@@ -4,6 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/piauth/piauth/internal/when"
+	"github.com/piauth/piauth/pkg/pkce"
+	"github.com/piauth/piauth/pkg/stream"
 )
 
 var (
@@ -14,6 +18,26 @@ var (
 	// cooling down: it is empty, or its keys need a new login or failed.
 	ErrNoUsableKey = errors.New("no usable key")
 )
+
+// ErrUpstreamRefused is matched by *UpstreamRefusedError.
+var ErrUpstreamRefused = errors.New("the upstream refuses every key")
+
+// UpstreamRefusedError reports that the API refused two or more different
+// keys in one request. That is not what dead keys look like but what a wrong
+// base URL, a proxy in between or an outage looks like, so no key was changed.
+type UpstreamRefusedError struct {
+	BaseURL string // scheme://host the request went to
+	Keys    int    // different keys refused
+	Cause   string // the last refusal, e.g. "HTTP 401 authentication_error"
+}
+
+func (e *UpstreamRefusedError) Error() string {
+	return fmt.Sprintf("%s refused %d different keys (%s); no key was changed: check PIAUTH_BASE_URL and the network (a proxy in between?)",
+		e.BaseURL, e.Keys, e.Cause)
+}
+
+// Is makes errors.Is(err, ErrUpstreamRefused) true.
+func (e *UpstreamRefusedError) Is(target error) bool { return target == ErrUpstreamRefused }
 
 // AllLimitedError reports that every usable key is cooling down.
 type AllLimitedError struct {
@@ -30,42 +54,24 @@ func (e *AllLimitedError) Error() string {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	when := clock(e.FreeAt, at, "15:04:05")
 	if e.N == 1 {
-		return fmt.Sprintf("the only usable key is rate-limited; it frees at %s (in %s)", when, FormatDuration(e.FreeAt.Sub(at)))
+		return "the only usable key is rate-limited; it frees at " + when.Until(e.FreeAt, at)
 	}
-	return fmt.Sprintf("all %d keys are rate-limited; first one frees at %s (in %s)", e.N, when, FormatDuration(e.FreeAt.Sub(at)))
+	return fmt.Sprintf("all %d keys are rate-limited; first one frees at %s", e.N, when.Until(e.FreeAt, at))
 }
 
 // Is makes errors.Is(err, ErrAllKeysLimited) true.
 func (e *AllLimitedError) Is(target error) bool { return target == ErrAllKeysLimited }
 
-// clock formats t with layout, prefixed with the date when t is not on the
-// same day as now.
-func clock(t, now time.Time, layout string) string {
-	if y, m, d := t.Date(); y != now.Year() || m != now.Month() || d != now.Day() {
-		return t.Format("Jan 2 " + layout)
-	}
-	return t.Format(layout)
-}
-
-// FormatDuration renders d rounded to the second without zero tails:
-// 30s, 10m, 9m55s, 2h, 2h13m (seconds are dropped from an hour or more).
-func FormatDuration(d time.Duration) string {
-	if d < 0 {
-		d = 0
-	}
-	d = d.Round(time.Second)
-	h, m, s := int(d/time.Hour), int(d/time.Minute)%60, int(d/time.Second)%60
-	switch {
-	case h > 0 && m > 0:
-		return fmt.Sprintf("%dh%dm", h, m)
-	case h > 0:
-		return fmt.Sprintf("%dh", h)
-	case m > 0 && s > 0:
-		return fmt.Sprintf("%dm%ds", m, s)
-	case m > 0:
-		return fmt.Sprintf("%dm", m)
-	}
-	return fmt.Sprintf("%ds", s)
+// NeedsLogin is the one predicate for errors that mean "log in first": no
+// login, a login or pooled key that only a new login can bring back, a key
+// that cannot be refreshed or whose refresh token was rejected, no usable
+// key in the pool, or the API refusing the credential it was sent (401).
+// Commands exit 3 on them and the proxy answers 401.
+func NeedsLogin(err error) bool {
+	var ae *stream.APIError
+	return errors.Is(err, pkce.ErrNotLoggedIn) || errors.Is(err, pkce.ErrNeedsLogin) ||
+		errors.Is(err, pkce.ErrInvalidGrant) ||
+		errors.Is(err, pkce.ErrCannotRefresh) || errors.Is(err, ErrNoUsableKey) ||
+		errors.As(err, &ae) && (ae.Status == 401 || ae.Type == "authentication_error")
 }

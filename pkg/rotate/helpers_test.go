@@ -74,7 +74,7 @@ func seedPool(t *testing.T, s *keystore.Store, keys []string, states map[string]
 // chatBody is a small Messages request.
 func chatBody(t *testing.T, streaming bool) []byte {
 	t.Helper()
-	b, err := stream.Params{Model: "claude-sonnet-4-5", MaxTokens: 256, Stream: streaming,
+	b, err := stream.Params{Model: "claude-sonnet-5-5", MaxTokens: 256, Stream: streaming,
 		Messages: []json.RawMessage{stream.UserMessage("hi")}}.Body()
 	require.NoError(t, err)
 	return b

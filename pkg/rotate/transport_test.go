@@ -3,6 +3,7 @@ package rotate
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -64,12 +65,12 @@ func TestRotateOnRateLimit(t *testing.T) {
 
 			var log bytes.Buffer
 			var reported []string
-			tr := &Transport{Store: openStore(t, dir, clk.Now), Log: &log, Now: clk.Now,
+			tr := &Transport{Source: &Source{Store: openStore(t, dir, clk.Now), Now: clk.Now}, Log: &log,
 				OnKey: func(i, n int, rotated bool) { reported = append(reported, fmt.Sprint(i, n, rotated)) }}
 			require.NoError(t, tt.send(t, tr, url))
 			assert.Equal(t, []int64{1, 1, 0}, counts(e, keys...), "exactly 2 requests")
-			assert.Equal(t, "🔑 rate-limited: key 1/3 ("+keystore.Mask(keys[0])+") cooling until 18:04 (in 10m); trying key 2/3\n", log.String())
-			assert.Equal(t, "2/3 (rotated)", tr.KeyLabel())
+			assert.Equal(t, "🔑 key 1/3 ("+keystore.Mask(keys[0])+") cooling until 18:04:10 (in 10m), rate-limited; trying key 2/3\n", log.String())
+			assert.Equal(t, "🔑 2/3 (rotated)", tr.KeyLabel())
 			assert.Equal(t, []string{"2 3 true"}, reported)
 
 			p, err := openStore(t, dir, clk.Now).Pool()
@@ -88,11 +89,11 @@ func TestRotateOnRateLimit(t *testing.T) {
 			// cooldown from the file and goes straight to key 2.
 			clk.Add(5 * time.Minute)
 			log.Reset()
-			tr2 := &Transport{Store: openStore(t, dir, clk.Now), Log: &log, Now: clk.Now}
+			tr2 := &Transport{Source: &Source{Store: openStore(t, dir, clk.Now), Now: clk.Now}, Log: &log}
 			require.NoError(t, tt.send(t, tr2, url))
 			assert.Equal(t, []int64{1, 2, 0}, counts(e, keys...), "1 more request")
 			assert.Empty(t, log.String())
-			assert.Equal(t, "2/3", tr2.KeyLabel(), "the rotated mark clears on the next success")
+			assert.Equal(t, "🔑 2/3", tr2.KeyLabel(), "the rotated mark clears on the next success")
 			p, err = openStore(t, dir, clk.Now).Pool()
 			require.NoError(t, err)
 			assert.False(t, p.Rotated)
@@ -108,7 +109,7 @@ func TestNoWriteWhenNothingChanged(t *testing.T) {
 	keys := []string{fakeTok("oat", "one"), fakeTok("oat", "two")}
 	s := openStore(t, dir, clk.Now)
 	seedPool(t, s, keys, nil)
-	tr := &Transport{Store: s, Now: clk.Now}
+	tr := &Transport{Source: &Source{Store: s, Now: clk.Now}}
 	require.NoError(t, chat(t, tr, url).err) // records the unified status
 	before, err := os.Stat(s.PoolPath())
 	require.NoError(t, err)
@@ -121,7 +122,7 @@ func TestNoWriteWhenNothingChanged(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, string(data), string(again))
 	assert.True(t, os.SameFile(before, after), "the file was not replaced")
-	assert.Equal(t, "1/2", tr.KeyLabel())
+	assert.Equal(t, "🔑 1/2", tr.KeyLabel())
 }
 
 func TestUnifiedRejectedKeySkipped(t *testing.T) {
@@ -133,7 +134,7 @@ func TestUnifiedRejectedKeySkipped(t *testing.T) {
 	keys := []string{fakeTok("oat", "drained"), fakeTok("oat", "fresh")}
 	seedPool(t, openStore(t, dir, clk.Now), keys, nil)
 
-	tr := &Transport{Store: openStore(t, dir, clk.Now), Now: clk.Now}
+	tr := &Transport{Source: &Source{Store: openStore(t, dir, clk.Now), Now: clk.Now}}
 	require.NoError(t, chat(t, tr, url).err)
 	p, err := openStore(t, dir, clk.Now).Pool()
 	require.NoError(t, err)
@@ -142,10 +143,10 @@ func TestUnifiedRejectedKeySkipped(t *testing.T) {
 	assert.Equal(t, "rejected", p.State(0).UnifiedStatus)
 	assert.InDelta(t, 1.02, p.State(0).Utilization, 1e-9)
 
-	tr = &Transport{Store: openStore(t, dir, clk.Now), Now: clk.Now}
+	tr = &Transport{Source: &Source{Store: openStore(t, dir, clk.Now), Now: clk.Now}}
 	require.NoError(t, chat(t, tr, url).err)
 	assert.Equal(t, []int64{1, 1}, counts(e, keys...))
-	assert.Equal(t, "2/2", tr.KeyLabel())
+	assert.Equal(t, "🔑 2/2", tr.KeyLabel())
 }
 
 func TestPreferLowestUtilisation(t *testing.T) {
@@ -159,11 +160,11 @@ func TestPreferLowestUtilisation(t *testing.T) {
 		keys[3]: {Utilization: 0.5},
 	})
 	var log bytes.Buffer
-	tr := &Transport{Store: openStore(t, dir, clk.Now), Now: clk.Now, Log: &log}
+	tr := &Transport{Source: &Source{Store: openStore(t, dir, clk.Now), Now: clk.Now}, Log: &log}
 	require.NoError(t, chat(t, tr, url).err)
 	assert.Equal(t, []int64{1, 0, 1, 0}, counts(e, keys...))
 	assert.Contains(t, log.String(), "trying key 3/4")
-	assert.Equal(t, "3/4 (rotated)", tr.KeyLabel())
+	assert.Equal(t, "🔑 3/4 (rotated)", tr.KeyLabel())
 }
 
 func TestMidstream(t *testing.T) {
@@ -179,7 +180,7 @@ func TestMidstream(t *testing.T) {
 		wantLog   string
 	}{
 		{"error before output is retried", fakeTok("oat", "early"), []int64{1, 1}, false,
-			"🔑 overloaded: key 1/2 (" + keystore.Mask(fakeTok("oat", "early")) + ") cooling until 17:54 (in 30s); trying key 2/2\n"},
+			"🔑 key 1/2 (" + keystore.Mask(fakeTok("oat", "early")) + ") cooling until 17:54:40 (in 30s), overloaded; trying key 2/2\n"},
 		{"error after output is reported", fakeTok("oat", "late"), []int64{1, 0}, true, ""},
 	}
 	for _, tt := range tests {
@@ -188,7 +189,7 @@ func TestMidstream(t *testing.T) {
 			keys := []string{tt.first, fakeTok("oat", "steady"+tt.first[14:18])}
 			seedPool(t, openStore(t, dir, clk.Now), keys, nil)
 			var log bytes.Buffer
-			tr := &Transport{Store: openStore(t, dir, clk.Now), Now: clk.Now, Log: &log}
+			tr := &Transport{Source: &Source{Store: openStore(t, dir, clk.Now), Now: clk.Now}, Log: &log}
 			r := chat(t, tr, url)
 			assert.Equal(t, tt.wantCount, counts(e, keys...))
 			assert.Equal(t, tt.wantLog, log.String())
@@ -284,9 +285,9 @@ func TestAuthFailure(t *testing.T) {
 			seedPool(t, openStore(t, dir, clk.Now), keys, map[string]keystore.KeyState{keys[0]: tt.state})
 			var log bytes.Buffer
 			s := openStore(t, dir, clk.Now)
-			tr := &Transport{Store: s, Now: clk.Now, Log: &log}
+			tr := &Transport{Source: &Source{Store: s, Now: clk.Now}, Log: &log}
 			if tt.refresher {
-				tr.Refresher = tokenRefresher(s, url, clk.Now)
+				tr.Source.Refresher = tokenRefresher(s, url, clk.Now)
 			}
 			r := chat(t, tr, url)
 			require.NoError(t, r.err)
@@ -304,23 +305,25 @@ func TestAuthFailure(t *testing.T) {
 				assert.Equal(t, []int64{tt.wantFirst, 0}, counts(e, keys...))
 				assert.Equal(t, int64(1), counts(e, p.Keys[0])[0], "the new token answered")
 				assert.Equal(t, int64(1), e.Stats().Refreshes)
-				assert.Equal(t, "1/2", tr.KeyLabel())
+				assert.Equal(t, "🔑 1/2", tr.KeyLabel())
 				return
 			}
 			assert.Equal(t, keys[0], p.Keys[0])
 			assert.True(t, p.State(0).NeedsReauth)
 			assert.Equal(t, []int64{tt.wantFirst, 1}, counts(e, keys...))
-			assert.Equal(t, "2/2", tr.KeyLabel())
+			assert.Equal(t, "🔑 2/2", tr.KeyLabel())
 
 			// Later runs skip it without a request.
-			tr = &Transport{Store: openStore(t, dir, clk.Now), Now: clk.Now}
+			tr = &Transport{Source: &Source{Store: openStore(t, dir, clk.Now), Now: clk.Now}}
 			require.NoError(t, chat(t, tr, url).err)
 			assert.Equal(t, []int64{tt.wantFirst, 2}, counts(e, keys...))
 		})
 	}
 }
 
-func TestAPIKeyEvictedFromFileAndKeyring(t *testing.T) {
+func TestAPIKeyRevokedKeptInFileAndKeyring(t *testing.T) {
+	// The seed deletes a refused API key; piauth keeps it (file and real
+	// keyring) as revoked, skips it, and `key prune` deletes it later.
 	svc := testenv.KeyringService(t)
 	clk := newClock()
 	e, url := emu(t, "", clk.Now)
@@ -337,19 +340,69 @@ func TestAPIKeyEvictedFromFileAndKeyring(t *testing.T) {
 	require.NoError(t, err, "the key is mirrored in the real keyring")
 
 	var log bytes.Buffer
-	tr := &Transport{Store: open(), Now: clk.Now, Log: &log}
+	tr := &Transport{Source: &Source{Store: open(), Now: clk.Now}, Log: &log}
 	require.NoError(t, chat(t, tr, url).err)
 	assert.Equal(t, []int64{1, 1}, counts(e, keys...))
-	assert.Equal(t, "🔑 evicted: key 1/2 ("+keystore.Mask(keys[0])+") was refused (HTTP 401 authentication_error); removed from the pool, its file and the keyring\n", log.String())
-	assert.Equal(t, "1/1", tr.KeyLabel())
+	assert.Equal(t, "🔑 revoked: key 1/2 ("+keystore.Mask(keys[0])+") was refused (HTTP 401 authentication_error); skipped from now on, kept in the file and the keyring (`piauth key prune` deletes revoked keys, `piauth key reset --revoked` brings them back)\n", log.String())
+	assert.Equal(t, "🔑 2/2 (rotated)", tr.KeyLabel())
 
 	p, err := open().Pool()
 	require.NoError(t, err)
-	assert.Equal(t, keys[1:], p.Keys)
-	_, err = kr.Get("key:" + keystore.Fingerprint(keys[0]))
-	assert.ErrorIs(t, err, keystore.ErrNotFound, "removed from the real keyring")
-	_, err = kr.Get("key:" + keystore.Fingerprint(keys[1]))
-	assert.NoError(t, err, "the other key stays")
+	assert.Equal(t, keys, p.Keys, "nothing is deleted")
+	assert.Equal(t, keystore.StateRevoked, p.Status(0, clk.Now()).State)
+	for _, k := range keys {
+		_, err = kr.Get("key:" + keystore.Fingerprint(k))
+		assert.NoError(t, err, "kept in the real keyring")
+	}
+
+	// The next request skips the revoked key without a request.
+	require.NoError(t, chat(t, &Transport{Source: &Source{Store: open(), Now: clk.Now}}, url).err)
+	assert.Equal(t, []int64{1, 2}, counts(e, keys...))
+}
+
+func TestUpstreamRefusingEveryKeyChangesNothing(t *testing.T) {
+	// A wrong base URL or a proxy in between answers 401 to every key: the
+	// second refused key ends the request and the first one's mark is taken
+	// back, so the pool is as it was.
+	clk := newClock()
+	e, url := emu(t, "", clk.Now)
+	tests := []struct {
+		name string
+		keys []string
+	}{
+		{"api keys", []string{fakeTok("api", "invalid1"), fakeTok("api", "invalid2"), fakeTok("api", "good")}},
+		{"oauth keys without refresh", []string{fakeTok("oat", "invalid1"), fakeTok("oat", "invalid2"), fakeTok("oat", "good")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			seedPool(t, openStore(t, dir, clk.Now), tt.keys, nil)
+			before, err := os.ReadFile(filepath.Join(dir, keystore.PoolFileName))
+			require.NoError(t, err)
+			e.Reset()
+			var log bytes.Buffer
+			r := chat(t, &Transport{Source: &Source{Store: openStore(t, dir, clk.Now), Now: clk.Now}, Log: &log}, url)
+			var ue *UpstreamRefusedError
+			require.ErrorAs(t, r.err, &ue)
+			assert.ErrorIs(t, r.err, ErrUpstreamRefused)
+			assert.False(t, NeedsLogin(r.err), "not a login problem: exit 1, not 3")
+			assert.Equal(t, 2, ue.Keys)
+			assert.Contains(t, r.err.Error(), url+" refused 2 different keys (HTTP 401 authentication_error); no key was changed")
+			assert.Equal(t, []int64{1, 1, 0}, counts(e, tt.keys...), "the third key is not touched")
+			p, err := openStore(t, dir, clk.Now).Pool()
+			require.NoError(t, err)
+			assert.Equal(t, tt.keys, p.Keys)
+			for i := range tt.keys {
+				assert.True(t, p.Status(i, clk.Now()).State.Usable(), "key %d keeps its state", i+1)
+			}
+			after, err := os.ReadFile(filepath.Join(dir, keystore.PoolFileName))
+			require.NoError(t, err)
+			var b, a map[string]any
+			require.NoError(t, json.Unmarshal(before, &b))
+			require.NoError(t, json.Unmarshal(after, &a))
+			assert.Equal(t, b["keys"], a["keys"])
+		})
+	}
 }
 
 func TestAllKeysLimited(t *testing.T) {
@@ -359,7 +412,7 @@ func TestAllKeysLimited(t *testing.T) {
 	keys := []string{fakeTok("oat", "ratelimited"), fakeTok("oat", "slowly"), fakeTok("oat", "reauth")}
 	seedPool(t, openStore(t, dir, clk.Now), keys, map[string]keystore.KeyState{keys[2]: {NeedsReauth: true}})
 	var log bytes.Buffer
-	tr := &Transport{Store: openStore(t, dir, clk.Now), Now: clk.Now, Log: &log}
+	tr := &Transport{Source: &Source{Store: openStore(t, dir, clk.Now), Now: clk.Now}, Log: &log}
 	r := chat(t, tr, url)
 	var al *AllLimitedError
 	require.ErrorAs(t, r.err, &al)
@@ -368,11 +421,11 @@ func TestAllKeysLimited(t *testing.T) {
 	assert.True(t, clk.Now().Add(300*time.Second).Equal(al.FreeAt), "first one frees: %v", al.FreeAt)
 	assert.Equal(t, "all 2 keys are rate-limited; first one frees at 17:59:10 (in 5m)", al.Error())
 	assert.Equal(t, []int64{1, 1, 0}, counts(e, keys...), "one attempt per key, never a loop")
-	assert.Contains(t, log.String(), "key 2/3 ("+keystore.Mask(keys[1])+") cooling until 17:59 (in 5m); no other key is ready")
+	assert.Contains(t, log.String(), "key 2/3 ("+keystore.Mask(keys[1])+") cooling until 17:59:10 (in 5m), rate-limited; no other key is ready")
 
 	// The next run fails at once, without a request.
 	clk.Add(time.Minute)
-	r = chat(t, &Transport{Store: openStore(t, dir, clk.Now), Now: clk.Now}, url)
+	r = chat(t, &Transport{Source: &Source{Store: openStore(t, dir, clk.Now), Now: clk.Now}}, url)
 	require.ErrorAs(t, r.err, &al)
 	assert.Equal(t, "all 2 keys are rate-limited; first one frees at 17:59:10 (in 4m)", al.Error())
 	assert.Equal(t, []int64{1, 1, 0}, counts(e, keys...))
@@ -381,6 +434,8 @@ func TestAllKeysLimited(t *testing.T) {
 func TestNoUsableKey(t *testing.T) {
 	clk := newClock()
 	_, url := emu(t, "", clk.Now)
+	// An empty pool and no login is "not logged in"; a pool whose every key
+	// needs a new login has no usable key. Both mean "log in first".
 	for name, keys := range map[string][]string{"empty pool": nil, "all need re-login": {fakeTok("oat", "a"), fakeTok("oat", "b")}} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -389,8 +444,13 @@ func TestNoUsableKey(t *testing.T) {
 				states[k] = keystore.KeyState{NeedsReauth: true}
 			}
 			seedPool(t, openStore(t, dir, clk.Now), keys, states)
-			r := chat(t, &Transport{Store: openStore(t, dir, clk.Now), Now: clk.Now}, url)
-			assert.ErrorIs(t, r.err, ErrNoUsableKey)
+			r := chat(t, &Transport{Source: &Source{Store: openStore(t, dir, clk.Now), Now: clk.Now}}, url)
+			if keys == nil {
+				assert.ErrorIs(t, r.err, pkce.ErrNotLoggedIn)
+			} else {
+				assert.ErrorIs(t, r.err, ErrNoUsableKey)
+			}
+			assert.True(t, NeedsLogin(r.err), "%v", r.err)
 			assert.NotErrorIs(t, r.err, ErrAllKeysLimited)
 		})
 	}
@@ -406,7 +466,7 @@ func TestWaitForCooldown(t *testing.T) {
 	seedPool(t, openStore(t, dir, nil), keys, nil)
 	var log bytes.Buffer
 	var slept time.Duration
-	tr := &Transport{Store: openStore(t, dir, nil), Log: &log, Wait: true,
+	tr := &Transport{Source: &Source{Store: openStore(t, dir, nil)}, Log: &log, Wait: true,
 		Sleep: func(ctx context.Context, d time.Duration) error {
 			slept += d
 			time.Sleep(d)
@@ -442,7 +502,7 @@ func TestFatalErrorsAreNotRotated(t *testing.T) {
 			dir := t.TempDir()
 			keys := []string{fakeTok("oat", marker), fakeTok("oat", "other"+marker)}
 			seedPool(t, openStore(t, dir, clk.Now), keys, nil)
-			r := chat(t, &Transport{Store: openStore(t, dir, clk.Now), Now: clk.Now}, url)
+			r := chat(t, &Transport{Source: &Source{Store: openStore(t, dir, clk.Now), Now: clk.Now}}, url)
 			var ae *stream.APIError
 			require.ErrorAs(t, r.err, &ae, "the answer reaches the caller as it was")
 			assert.Equal(t, []int64{1, 0}, counts(e, keys...))
@@ -469,7 +529,7 @@ func TestConcurrentChatsShareState(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			// Each chat has its own Store, as separate processes would.
-			errs[i] = chat(t, &Transport{Store: openStore(t, dir, clk.Now), Now: clk.Now}, url).err
+			errs[i] = chat(t, &Transport{Source: &Source{Store: openStore(t, dir, clk.Now), Now: clk.Now}}, url).err
 		}()
 	}
 	wg.Wait()
