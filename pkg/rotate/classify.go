@@ -33,7 +33,23 @@ const (
 	// 504 timeout_error): they say nothing about the key, so cooling it down
 	// would only spread cooldowns over healthy keys and end in a misleading
 	// "all keys are rate-limited". The caller reports (or retries) them.
+	// So are the answers that are about the request or the plan, not the
+	// key: the third-party classifier's 400, "out of extra usage", the
+	// long-context 429 (Hint explains each).
 	ClassFatal
+	// ClassShape is a 429 with no rate-limit headers at all: what the
+	// service answers (message "Error") to an OAuth request whose shape it
+	// does not accept from Claude Code, not a rate limit. No key cools down;
+	// at most one other key is tried.
+	ClassShape
+	// ClassDisabled is a 403 "OAuth authentication is currently not allowed
+	// for this organization": the account is disabled. The key is taken out
+	// of rotation (state disabled) and the request moves to the next key.
+	ClassDisabled
+	// ClassVersion is a 400 claude_code_version_too_old: the Claude Code
+	// version we claim is below the model's floor. The version is raised
+	// (learnt from the message) and the request retried once.
+	ClassVersion
 )
 
 // String returns the class name.
@@ -47,6 +63,12 @@ func (c Class) String() string {
 		return "overloaded"
 	case ClassAuth:
 		return "auth"
+	case ClassShape:
+		return "shape"
+	case ClassDisabled:
+		return "disabled"
+	case ClassVersion:
+		return "version"
 	}
 	return "fatal"
 }
@@ -67,13 +89,28 @@ func Classify(err error) Class {
 	}
 	var ae *stream.APIError
 	if errors.As(err, &ae) {
+		if _, ok := stream.RequiredVersion(ae); ok {
+			return ClassVersion
+		}
 		switch ae.Status {
 		case http.StatusTooManyRequests:
+			switch {
+			case strings.Contains(strings.ToLower(ae.Message), msgLongContext):
+				return ClassFatal // the plan, not the key
+			case !hasLimitHeaders(ae.Header):
+				return ClassShape
+			}
 			return ClassRotate
 		case 529:
 			return ClassOverloaded
 		case http.StatusUnauthorized:
 			return ClassAuth
+		case http.StatusForbidden:
+			if strings.Contains(strings.ToLower(ae.Message), msgOrgDisabled) {
+				return ClassDisabled
+			}
+		case http.StatusBadRequest:
+			return ClassFatal // never a key problem (classifier, extra usage, bad request)
 		}
 		if c := classifyType(ae.Type); c != ClassFatal {
 			return c
@@ -94,6 +131,56 @@ func Classify(err error) Class {
 		return classifyText(se.Type + " " + se.Message)
 	}
 	return classifyText(err.Error())
+}
+
+// Texts of answers that are classified by their message (lower case).
+const (
+	msgOrgDisabled = "oauth authentication is currently not allowed for this organization"
+	msgLongContext = "extra usage is required for long context"
+	msgThirdParty  = "third-party apps now draw from your extra usage"
+	msgOutOfExtra  = "out of extra usage"
+)
+
+// hasLimitHeaders reports whether an answer carries any rate-limit header:
+// retry-after, retry-after-ms or an anthropic-ratelimit-* header.
+func hasLimitHeaders(h http.Header) bool {
+	for name := range h {
+		n := strings.ToLower(name)
+		if n == "retry-after" || n == "retry-after-ms" || strings.HasPrefix(n, "anthropic-ratelimit-") {
+			return true
+		}
+	}
+	return false
+}
+
+// Hint is a plain one-line explanation of a failure that is not the key's,
+// for the person reading the error; "" when there is nothing to add.
+func Hint(err error) string {
+	var ae *stream.APIError
+	if !errors.As(err, &ae) {
+		return ""
+	}
+	msg := strings.ToLower(ae.Message)
+	switch {
+	case strings.Contains(msg, msgThirdParty):
+		return "Anthropic's classifier took this request for a third-party app (it judges tool names); your plan limits are not used up. Keep tool names to Claude Code's own or mcp__server__tool"
+	case strings.Contains(msg, msgOutOfExtra):
+		return "the account's extra usage is spent; requests within the plan limits still work"
+	case strings.Contains(msg, msgLongContext):
+		return "this plan serves long-context requests only with extra usage; shorten the prompt or enable extra usage"
+	}
+	switch Classify(ae) {
+	case ClassShape:
+		return "a 429 with no rate-limit headers is how the service refuses a request it does not accept from Claude Code (identity block, tools), not a rate limit; no key was cooled down"
+	case ClassDisabled:
+		return "the service does not allow OAuth for this account's organization; log in with another account"
+	case ClassVersion:
+		v, _ := stream.RequiredVersion(ae)
+		return "the service requires a newer Claude Code version (" + v + "); set PIAUTH_CLAUDE_CODE_VERSION"
+	case ClassAuth:
+		return "run piauth login"
+	}
+	return ""
 }
 
 func classifyType(typ string) Class {

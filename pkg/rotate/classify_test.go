@@ -15,14 +15,25 @@ import (
 )
 
 func TestClassify(t *testing.T) {
+	limited := http.Header{"Retry-After": {"30"}}
+	unified := http.Header{"Anthropic-Ratelimit-Unified-Status": {"rejected"}}
 	tests := []struct {
 		name string
 		err  error
 		want Class
 	}{
 		{"nil", nil, ClassOK},
-		{"429", &stream.APIError{Status: 429, Type: "rate_limit_error"}, ClassRotate},
-		{"429 without type", &stream.APIError{Status: 429}, ClassRotate},
+		{"429", &stream.APIError{Status: 429, Type: "rate_limit_error", Header: limited}, ClassRotate},
+		{"429 without type", &stream.APIError{Status: 429, Header: limited}, ClassRotate},
+		{"429 with unified headers only", &stream.APIError{Status: 429, Type: "rate_limit_error", Header: unified}, ClassRotate},
+		// 2026: the fake 429 for a refused shape carries no limit header.
+		{"429 without limit headers is a refused shape", &stream.APIError{Status: 429, Type: "rate_limit_error", Message: "Error"}, ClassShape},
+		{"429 long context is the plan", &stream.APIError{Status: 429, Type: "rate_limit_error", Message: "Extra usage is required for long context requests."}, ClassFatal},
+		{"403 org disabled", &stream.APIError{Status: 403, Type: "permission_error", Message: "OAuth authentication is currently not allowed for this organization."}, ClassDisabled},
+		{"400 version too old by code", &stream.APIError{Status: 400, Type: "invalid_request_error", Code: "claude_code_version_too_old", Message: "too old"}, ClassVersion},
+		{"400 version too old by message", &stream.APIError{Status: 400, Type: "invalid_request_error", Message: "Claude Code 2.1.75 does not support this model; version 2.1.280 or newer is required"}, ClassVersion},
+		{"400 third-party classifier", &stream.APIError{Status: 400, Type: "invalid_request_error", Message: "Third-party apps now draw from your extra usage, not your plan limits."}, ClassFatal},
+		{"400 out of extra usage", &stream.APIError{Status: 400, Type: "invalid_request_error", Message: "You're out of extra usage."}, ClassFatal},
 		{"529", &stream.APIError{Status: 529, Type: "overloaded_error"}, ClassOverloaded},
 		{"overloaded type on 500", &stream.APIError{Status: 500, Type: "overloaded_error"}, ClassOverloaded},
 		{"401", &stream.APIError{Status: 401, Type: "authentication_error", Message: "invalid x-api-key"}, ClassAuth},
@@ -35,7 +46,7 @@ func TestClassify(t *testing.T) {
 		{"502 html", &stream.APIError{Status: 502, Message: "Bad Gateway"}, ClassFatal},
 		{"503 saying overloaded", &stream.APIError{Status: 503, Message: "Service overloaded"}, ClassOverloaded},
 		{"504 timeout", &stream.APIError{Status: 504, Type: "timeout_error"}, ClassFatal},
-		{"wrapped api error", fmt.Errorf("chat: %w", &stream.APIError{Status: 429}), ClassRotate},
+		{"wrapped api error", fmt.Errorf("chat: %w", &stream.APIError{Status: 429, Header: limited}), ClassRotate},
 		{"stream overloaded", &stream.StreamError{Type: "overloaded_error", Message: "Overloaded"}, ClassOverloaded},
 		{"stream rate limit", &stream.StreamError{Type: "rate_limit_error"}, ClassRotate},
 		{"stream api_error", &stream.StreamError{Type: "api_error", Message: "Internal error"}, ClassFatal},
@@ -53,6 +64,32 @@ func TestClassify(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			assert.Equal(t, tt.want, Classify(tt.err), "class %s", Classify(tt.err))
+		})
+	}
+}
+
+func TestHint(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"shape", &stream.APIError{Status: 429, Type: "rate_limit_error", Message: "Error"}, "not a rate limit; no key was cooled down"},
+		{"third party", &stream.APIError{Status: 400, Message: "Third-party apps now draw from your extra usage, not your plan limits."}, "your plan limits are not used up"},
+		{"out of extra", &stream.APIError{Status: 400, Message: "You're out of extra usage. Add more."}, "extra usage is spent"},
+		{"long context", &stream.APIError{Status: 429, Message: "Extra usage is required for long context requests."}, "long-context"},
+		{"disabled", &stream.APIError{Status: 403, Message: "OAuth authentication is currently not allowed for this organization."}, "does not allow OAuth"},
+		{"auth", &stream.APIError{Status: 401, Type: "authentication_error"}, "run piauth login"},
+		{"plain 400", &stream.APIError{Status: 400, Message: "prompt is too long"}, ""},
+		{"not an api error", errors.New("boom"), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.want == "" {
+				assert.Empty(t, Hint(tt.err))
+				return
+			}
+			assert.Contains(t, Hint(tt.err), tt.want)
 		})
 	}
 }
@@ -80,6 +117,11 @@ func TestCooldown(t *testing.T) {
 		{"retry-after capped", hdr("retry-after", "999999"), ClassRotate, 24 * time.Hour},
 		{"retry-after on overloaded", hdr("retry-after", "5"), ClassOverloaded, 5 * time.Second},
 		{"overloaded default", hdr("anthropic-ratelimit-unified-reset", epoch(time.Hour)), ClassOverloaded, 30 * time.Second},
+		{"overloaded retry-after is capped at 30s", hdr("retry-after", "3600"), ClassOverloaded, 30 * time.Second},
+		{"overloaded ignores a rejected unified window", hdr("anthropic-ratelimit-unified-status", "rejected", "anthropic-ratelimit-unified-5h-status", "rejected", "anthropic-ratelimit-unified-5h-reset", epoch(4*time.Hour)), ClassOverloaded, 30 * time.Second},
+		{"retry-after NaN", hdr("retry-after", "NaN"), ClassRotate, time.Minute},
+		{"retry-after +Inf", hdr("retry-after", "+Inf"), ClassRotate, 24 * time.Hour},
+		{"retry-after-ms 1e30", hdr("retry-after-ms", "1e30"), ClassRotate, 24 * time.Hour},
 		{"latest rejected window", hdr(
 			"anthropic-ratelimit-unified-status", "rejected",
 			"anthropic-ratelimit-unified-5h-status", "rejected",
@@ -123,6 +165,13 @@ func TestParseUnified(t *testing.T) {
 	assert.True(t, ok)
 	assert.Equal(t, Unified{Status: "allowed_warning", Utilization: 0.97, Reset: time.Unix(1795000000, 0)}, u)
 
+	h.Set("anthropic-ratelimit-unified-7d-utilization", "Inf")
+	u, _ = ParseUnified(h)
+	assert.Equal(t, float64(maxUtilization), u.Utilization, "an infinite utilisation is bounded")
+	h.Set("anthropic-ratelimit-unified-7d-utilization", "NaN")
+	u, _ = ParseUnified(h)
+	assert.Equal(t, 0.97, u.Utilization, "NaN is ignored")
+
 	_, ok = ParseUnified(http.Header{"Anthropic-Ratelimit-Requests-Remaining": {"10"}})
 	assert.False(t, ok, "API-key answers carry no unified status")
 }
@@ -140,6 +189,8 @@ func TestAllLimitedError(t *testing.T) {
 			"the only usable key is rate-limited; it frees at 17:54:40 (in 30s)"},
 		{"tomorrow", &AllLimitedError{N: 2, FreeAt: at.Add(10 * time.Hour), At: at},
 			"all 2 keys are rate-limited; first one frees at Nov 29 03:54:10 (in 10h)"},
+		{"overloaded", &AllLimitedError{N: 2, Overloaded: true, FreeAt: at.Add(30 * time.Second), At: at},
+			"all 2 keys are overloaded; first one frees at 17:54:40 (in 30s)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

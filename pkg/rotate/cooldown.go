@@ -21,9 +21,13 @@ const (
 
 const unifiedPrefix = "anthropic-ratelimit-unified-"
 
+// maxUtilization bounds a reported utilisation (a fraction that may exceed
+// 1): a header saying Inf must not poison the stored state.
+const maxUtilization = 100
+
 // Cooldown returns when a key that failed with class and response headers h
 // becomes usable again: retry-after (seconds or an HTTP date, or
-// retry-after-ms) when present; else, for an overloaded answer, now+30 s;
+// retry-after-ms) when present; for an overloaded answer at most 30 s;
 // else the latest reset among the unified windows whose status is rejected;
 // else anthropic-ratelimit-unified-reset; else now+60 s. The result is capped
 // at now+24 h and in now's location. Times not after now are ignored.
@@ -35,11 +39,16 @@ func Cooldown(h http.Header, class Class, now time.Time) time.Time {
 		}
 		return t.In(now.Location())
 	}
+	if class == ClassOverloaded {
+		// A busy service: short, whatever the headers say (a unified reset
+		// on a 529 is the account's window, not the overload's).
+		if d, ok := retryafter.Parse(h, now, OverloadedCooldown); ok {
+			return now.Add(d)
+		}
+		return now.Add(OverloadedCooldown)
+	}
 	if d, ok := retryafter.Parse(h, now, MaxCooldown); ok {
 		return capped(now.Add(d))
-	}
-	if class == ClassOverloaded {
-		return now.Add(OverloadedCooldown)
 	}
 	var latest time.Time
 	for _, w := range unifiedWindows(h, "-status") {
@@ -109,7 +118,7 @@ func ParseUnified(h http.Header) (u Unified, ok bool) {
 	for _, w := range unifiedWindows(h, "-utilization") {
 		v := strings.TrimSpace(h.Get(unifiedPrefix + w + "-utilization"))
 		if f, err := strconv.ParseFloat(v, 64); err == nil && f > u.Utilization {
-			u.Utilization = f
+			u.Utilization = min(f, maxUtilization) // NaN never compares greater; Inf is bounded
 		}
 	}
 	u.Reset, _ = epochHeader(h, unifiedPrefix+"reset")

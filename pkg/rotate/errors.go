@@ -41,8 +41,9 @@ func (e *UpstreamRefusedError) Is(target error) bool { return target == ErrUpstr
 
 // AllLimitedError reports that every usable key is cooling down.
 type AllLimitedError struct {
-	N      int       // keys cooling down
-	FreeAt time.Time // when the first of them becomes usable again
+	N          int       // keys cooling down
+	Overloaded bool      // every one of them because the service is overloaded (529), none rate-limited
+	FreeAt     time.Time // when the first of them becomes usable again
 	// At is when the error was made; the "(in …)" of Error is FreeAt-At
 	// (time.Now when zero).
 	At time.Time
@@ -54,10 +55,14 @@ func (e *AllLimitedError) Error() string {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	if e.N == 1 {
-		return "the only usable key is rate-limited; it frees at " + when.Until(e.FreeAt, at)
+	what := "rate-limited"
+	if e.Overloaded {
+		what = "overloaded"
 	}
-	return fmt.Sprintf("all %d keys are rate-limited; first one frees at %s", e.N, when.Until(e.FreeAt, at))
+	if e.N == 1 {
+		return "the only usable key is " + what + "; it frees at " + when.Until(e.FreeAt, at)
+	}
+	return fmt.Sprintf("all %d keys are %s; first one frees at %s", e.N, what, when.Until(e.FreeAt, at))
 }
 
 // Is makes errors.Is(err, ErrAllKeysLimited) true.

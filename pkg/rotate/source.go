@@ -223,20 +223,23 @@ func SkipReason(p *keystore.Pool, i int, now time.Time) string {
 // (wrapping last, the failure of the last key tried, when there is one).
 func exhausted(p *keystore.Pool, now time.Time, last error) error {
 	var free time.Time
-	cooling := 0
+	cooling, overloaded := 0, 0
 	for i := range p.Keys {
 		s := p.Status(i, now)
 		if s.State != keystore.StateCooling {
 			continue
 		}
 		cooling++
+		if p.State(i).CooldownReason == keystore.ReasonOverloaded {
+			overloaded++
+		}
 		if free.IsZero() || s.Until.Before(free) {
 			free = s.Until
 		}
 	}
 	switch {
 	case cooling > 0:
-		return &AllLimitedError{N: cooling, FreeAt: free, At: now}
+		return &AllLimitedError{N: cooling, Overloaded: overloaded == cooling, FreeAt: free, At: now}
 	case len(p.Keys) == 0:
 		return fmt.Errorf("%w: the key pool is empty", ErrNoUsableKey)
 	case last != nil:

@@ -57,6 +57,36 @@ func (t *Transport) cool(ctx context.Context, tok string, i, n int, class Class,
 	return p, nil
 }
 
+// disable takes key tok (index i of n) out of rotation because the service
+// refused its account (403, OAuth not allowed for its organization), moves
+// Active to the next usable key and says so on Log.
+func (t *Transport) disable(ctx context.Context, tok string, i, n int, a *attempt) (*keystore.Pool, error) {
+	now := t.Source.now()
+	next := -1
+	var status keystore.KeyStatus
+	p, err := t.Source.Store.UpdatePool(ctx, func(p *keystore.Pool) error {
+		if j := p.Find(tok); j >= 0 {
+			p.State(j).Disabled = true
+			status = p.Status(j, now)
+		}
+		if next = choose(p, a.tried, "", now); next >= 0 {
+			p.Active = next
+		}
+		p.Rotated = true
+		n = len(p.Keys)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mark key %d/%d disabled: %w", i+1, n, err)
+	}
+	then := "no other key is ready"
+	if next >= 0 {
+		then = fmt.Sprintf("trying key %d/%d", next+1, n)
+	}
+	t.logf("🔑 key %d/%d (%s) %s; %s", i+1, n, keystore.Mask(tok), status.Describe(now), then)
+	return p, nil
+}
+
 // refreshExpired renews expired key tok and makes it the next key tried; a
 // key that cannot be renewed is marked needs-reauth, and after a passing
 // failure the old token is still tried (its recorded expiry may be wrong).

@@ -32,6 +32,14 @@ const maxWaitRounds = 3
 type Transport struct {
 	Base   http.RoundTripper // nil means http.DefaultTransport
 	Source *Source
+	// Service shapes every request (identity, betas, tool names, the Claude
+	// Code version in the user-agent); nil means stream.Builtin().
+	Service *stream.Service
+	// Learned is the path of piauth's learned.json (keystore.LearnedFileName
+	// in the state dir): a Claude Code version the service asked for is
+	// recorded there, shared by every process and never lowered. "" keeps
+	// what is learnt in this Transport only.
+	Learned string
 	// Log receives one line per rotation, eviction or wait (masked keys).
 	Log io.Writer
 	// Sleep waits d or until ctx is done (when.Sleep when nil).
@@ -44,8 +52,9 @@ type Transport struct {
 	// pool size and whether the request had to rotate.
 	OnKey func(i, n int, rotated bool)
 
-	mu   sync.Mutex
-	last report
+	mu      sync.Mutex
+	last    report
+	version string // the newest version learnt by this Transport
 }
 
 type report struct {
@@ -80,6 +89,13 @@ type attempt struct {
 	// an upstream that refuses every key can be told from a dead key.
 	refused map[int]bool
 	marks   []mark
+	// shapeRefusals counts header-less 429s (ClassShape) in this request;
+	// shapeResp is the first, returned when no other key can be tried.
+	shapeRefusals int
+	shapeResp     *http.Response
+	// versionRetried is set once the request was re-sent with a raised
+	// Claude Code version; it is never raised twice in one request.
+	versionRetried bool
 }
 
 // mark is a state flag a request set on a key because the API refused it.
@@ -143,6 +159,9 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request) (*http.Res
 	for {
 		now := t.Source.now()
 		i := choose(p, a.tried, a.prefer, now)
+		if i < 0 && a.shapeResp != nil {
+			return a.shapeResp, nil // the refusal stands; no key is to blame
+		}
 		if i < 0 {
 			return nil, exhausted(p, now, a.lastErr)
 		}
@@ -160,7 +179,7 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request) (*http.Res
 			continue
 		}
 
-		resp, err := t.send(ctx, req, tok)
+		resp, err := t.sendVersioned(ctx, req, tok, a)
 		if err != nil {
 			return nil, err // a transport failure says nothing about the key
 		}
@@ -179,6 +198,20 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request) (*http.Res
 		}
 		resp, apiErr := readError(resp)
 		switch class := Classify(apiErr); {
+		case class == ClassShape:
+			// Not the key's fault: no cooldown. One other key may tell a
+			// refused account from a refused shape; then report.
+			if a.shapeRefusals++; a.shapeRefusals >= 2 || len(p.Keys) == 1 {
+				t.logf("🔑 key %d/%d (%s) got a 429 with no rate-limit headers: %s", i+1, n, keystore.Mask(tok), Hint(apiErr))
+				return resp, nil
+			}
+			a.lastErr, a.shapeResp = apiErr, resp
+			t.logf("🔑 key %d/%d (%s) got a 429 with no rate-limit headers (no cooldown); trying one other key", i+1, n, keystore.Mask(tok))
+		case class == ClassDisabled:
+			a.lastErr, a.rotated = apiErr, true
+			if p, err = t.disable(ctx, tok, i, n, a); err != nil {
+				return nil, err
+			}
 		case class.Rotates():
 			a.lastErr, a.rotated = apiErr, true
 			if p, err = t.cool(ctx, tok, i, n, class, resp.Header, a); err != nil {
@@ -209,8 +242,9 @@ func (t *Transport) loginRoundTrip(ctx context.Context, req *http.Request) (*htt
 	if err != nil {
 		return nil, err
 	}
+	a := &attempt{}
 	for refreshed := false; ; refreshed = true {
-		resp, err := t.send(ctx, req, c.Token())
+		resp, err := t.sendVersioned(ctx, req, c.Token(), a)
 		if err != nil || resp.StatusCode != http.StatusUnauthorized || refreshed || c.Type != "oauth" {
 			if err == nil && resp.StatusCode < 300 {
 				t.report(0, 0, false)
@@ -231,9 +265,9 @@ func (t *Transport) loginRoundTrip(ctx context.Context, req *http.Request) (*htt
 	}
 }
 
-func (t *Transport) send(ctx context.Context, req *http.Request, tok string) (*http.Response, error) {
+func (t *Transport) send(ctx context.Context, req *http.Request, tok string, svc *stream.Service) (*http.Response, error) {
 	r := req.Clone(ctx)
-	if err := stream.Prepare(r, tok); err != nil {
+	if err := svc.Prepare(r, tok); err != nil {
 		return nil, err
 	}
 	base := t.Base

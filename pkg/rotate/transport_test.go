@@ -344,7 +344,7 @@ func TestAPIKeyRevokedKeptInFileAndKeyring(t *testing.T) {
 	require.NoError(t, chat(t, tr, url).err)
 	assert.Equal(t, []int64{1, 1}, counts(e, keys...))
 	assert.Equal(t, "🔑 revoked: key 1/2 ("+keystore.Mask(keys[0])+") was refused (HTTP 401 authentication_error); skipped from now on, kept in the file and the keyring (`piauth key prune` deletes revoked keys, `piauth key reset --revoked` brings them back)\n", log.String())
-	assert.Equal(t, "🔑 2/2 (rotated)", tr.KeyLabel())
+	assert.Equal(t, "🔑 2/2", tr.KeyLabel())
 
 	p, err := open().Pool()
 	require.NoError(t, err)

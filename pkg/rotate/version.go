@@ -1,0 +1,80 @@
+package rotate
+
+// The Claude Code version gate: the service refuses OAuth requests whose
+// user-agent claims a Claude Code version below the model's floor, and says
+// which version it wants. The Transport learns it, records it for every
+// process (keystore.RaiseClaudeCodeVersion, never lowered) and retries the
+// request once.
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/piauth/piauth/pkg/keystore"
+	"github.com/piauth/piauth/pkg/stream"
+)
+
+// sendVersioned sends req with tok; when the answer says our Claude Code
+// version is too old, it records the version the service asked for (never
+// lowering it) and, once per request, sends again with it. The answer to
+// the first attempt is returned when the version cannot be raised.
+func (t *Transport) sendVersioned(ctx context.Context, req *http.Request, tok string, a *attempt) (*http.Response, error) {
+	svc := t.service()
+	resp, err := t.send(ctx, req, tok, svc)
+	if err != nil || resp.StatusCode != http.StatusBadRequest || a.versionRetried {
+		return resp, err
+	}
+	resp, apiErr := readError(resp)
+	required, ok := stream.RequiredVersion(apiErr)
+	if !ok || !stream.NewerVersion(required, svc.Version()) {
+		return resp, nil
+	}
+	a.versionRetried = true
+	t.learn(ctx, required)
+	t.logf("piauth: the service requires Claude Code %s (we sent %s); using it from now on and retrying", required, svc.Version())
+	return t.send(ctx, req, tok, t.service())
+}
+
+// service is the Service of the next request: t.Service (or the built-in
+// one) claiming the newest of its own and the learnt Claude Code version.
+func (t *Transport) service() *stream.Service {
+	svc := t.Service
+	if svc == nil {
+		svc = stream.Builtin()
+	}
+	v := t.learntVersion()
+	if v != "" && stream.NewerVersion(v, svc.Version()) {
+		return svc.WithVersion(v)
+	}
+	return svc
+}
+
+// learntVersion is the newest Claude Code version learnt here or by any
+// process (the Learned file).
+func (t *Transport) learntVersion() string {
+	t.mu.Lock()
+	v := t.version
+	t.mu.Unlock()
+	if t.Learned != "" {
+		if l, err := keystore.ReadLearned(t.Learned); err == nil && stream.NewerVersion(l.ClaudeCodeVersion, v) {
+			v = l.ClaudeCodeVersion
+		}
+	}
+	return v
+}
+
+// learn records version v for this Transport and, with Learned, for every
+// process; a failure to write is reported, the request still retried.
+func (t *Transport) learn(ctx context.Context, v string) {
+	t.mu.Lock()
+	if stream.NewerVersion(v, t.version) {
+		t.version = v
+	}
+	t.mu.Unlock()
+	if t.Learned == "" {
+		return
+	}
+	if _, err := keystore.RaiseClaudeCodeVersion(ctx, t.Learned, v, t.Source.now()); err != nil {
+		t.logf("piauth: warning: could not record the Claude Code version %s: %v", v, err)
+	}
+}
