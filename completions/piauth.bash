@@ -13,8 +13,11 @@ __piauth_resolve() {
     '/key') echo 'key' ;;
     '/chat') echo 'chat' ;;
     '/proxy') echo 'proxy' ;;
+    '/models') echo 'models' ;;
     '/emulator') echo 'emulator' ;;
     '/completion') echo 'completion' ;;
+    '/man') echo 'man' ;;
+    '/help') echo 'help' ;;
     'key/add') echo 'add' ;;
     'key/list') echo 'list' ;;
     'key/ls') echo 'list' ;;
@@ -22,6 +25,7 @@ __piauth_resolve() {
     'key/reset') echo 'reset' ;;
     'key/remove') echo 'remove' ;;
     'key/rm') echo 'remove' ;;
+    'key/prune') echo 'prune' ;;
     'key/sync') echo 'sync' ;;
     'key/restore') echo 'restore' ;;
   esac
@@ -43,6 +47,7 @@ __piauth_value() {
     'chat/--thinking') echo 'any' ;;
     'chat/--tools') echo 'file' ;;
     'proxy/--addr') echo 'any' ;;
+    'proxy/--allow-origin') echo 'any' ;;
     'emulator/--addr') echo 'any' ;;
     'emulator/--scenario') echo 'file' ;;
     'emulator/--expires-in') echo 'any' ;;
@@ -52,9 +57,10 @@ __piauth_value() {
 # __piauth_words PATH: the subcommands and fixed arguments below PATH.
 __piauth_words() {
   case "$1" in
-    '') echo 'login logout token status key chat proxy emulator completion' ;;
-    'key') echo 'add list use reset remove sync restore' ;;
+    '') echo 'login logout token status key chat proxy models emulator completion man help' ;;
+    'key') echo 'add list use reset remove prune sync restore' ;;
     'completion') echo 'bash zsh fish' ;;
+    'help') echo 'login logout token status key chat proxy models emulator completion man' ;;
   esac
 }
 
@@ -70,14 +76,18 @@ __piauth_flags() {
     'key add') echo '--stdin --label --help -h' ;;
     'key list') echo '--json --help -h' ;;
     'key use') echo '--help -h' ;;
-    'key reset') echo '--help -h' ;;
-    'key remove') echo '--help -h' ;;
+    'key reset') echo '--disabled --revoked --help -h' ;;
+    'key remove') echo '--yes -y --help -h' ;;
+    'key prune') echo '--yes -y --help -h' ;;
     'key sync') echo '--help -h' ;;
     'key restore') echo '--help -h' ;;
     'chat') echo '--stream --model -m --system -s --max-tokens --thinking --tools --json --show-thinking --interactive -i --wait --help -h' ;;
-    'proxy') echo '--addr --no-auth --show-key --json-log --help -h' ;;
+    'proxy') echo '--addr --no-auth --show-key --json-log --allow-origin --help -h' ;;
+    'models') echo '--json --help -h' ;;
     'emulator') echo '--addr --scenario --expires-in --quiet -q --help -h' ;;
     'completion') echo '--help -h' ;;
+    'man') echo '--help -h' ;;
+    'help') echo '--help -h' ;;
   esac
 }
 

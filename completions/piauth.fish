@@ -20,10 +20,16 @@ function __piauth_resolve
             echo 'chat'
         case '/proxy'
             echo 'proxy'
+        case '/models'
+            echo 'models'
         case '/emulator'
             echo 'emulator'
         case '/completion'
             echo 'completion'
+        case '/man'
+            echo 'man'
+        case '/help'
+            echo 'help'
         case 'key/add'
             echo 'add'
         case 'key/list'
@@ -38,6 +44,8 @@ function __piauth_resolve
             echo 'remove'
         case 'key/rm'
             echo 'remove'
+        case 'key/prune'
+            echo 'prune'
         case 'key/sync'
             echo 'sync'
         case 'key/restore'
@@ -48,7 +56,7 @@ end
 # __piauth_takes_value PATH FLAG: succeeds when FLAG takes a value.
 function __piauth_takes_value
     switch "$argv[1]/$argv[2]"
-        case '/--dir' '/--keyring' 'login/--port' 'login/--label' 'login/--authorize-url' 'login/--token-url' 'key add/--label' 'chat/--model' 'chat/-m' 'chat/--system' 'chat/-s' 'chat/--max-tokens' 'chat/--thinking' 'chat/--tools' 'proxy/--addr' 'emulator/--addr' 'emulator/--scenario' 'emulator/--expires-in'
+        case '/--dir' '/--keyring' 'login/--port' 'login/--label' 'login/--authorize-url' 'login/--token-url' 'key add/--label' 'chat/--model' 'chat/-m' 'chat/--system' 'chat/-s' 'chat/--max-tokens' 'chat/--thinking' 'chat/--tools' 'proxy/--addr' 'proxy/--allow-origin' 'emulator/--addr' 'emulator/--scenario' 'emulator/--expires-in'
             return 0
     end
     return 1
@@ -97,11 +105,14 @@ complete -c piauth -n '__piauth_at \'\'' -a 'status' -d 'show the login, the key
 complete -c piauth -n '__piauth_at \'\'' -a 'key' -d 'manage the key pool (key-rotation.json)'
 complete -c piauth -n '__piauth_at \'\'' -a 'chat' -d 'talk to Claude over the Messages API'
 complete -c piauth -n '__piauth_at \'\'' -a 'proxy' -d 'serve a local Messages endpoint with the pool, refresh and rotation'
+complete -c piauth -n '__piauth_at \'\'' -a 'models' -d 'list the current Claude models with aliases, limits and list prices'
 complete -c piauth -n '__piauth_at \'\'' -a 'emulator' -d 'run a local stand-in for Anthropic\'s OAuth and Messages endpoints'
 complete -c piauth -n '__piauth_at \'\'' -a 'completion' -d 'print a shell completion script (bash, zsh, fish)'
+complete -c piauth -n '__piauth_at \'\'' -a 'man' -d 'print the piauth(1) man page (roff), generated from the command tree'
+complete -c piauth -n '__piauth_at \'\'' -a 'help' -d 'show help for piauth or for a command'
 complete -c piauth -n '__piauth_at \'\'' -l dir -x -a '(__fish_complete_directories)' -d 'pi agent DIR holding auth.json and key-rotation.json (default ~/.pi/agent) [$PI_CODING_AGENT_DIR]'
 complete -c piauth -n '__piauth_at \'\'' -l keyring -x -a 'auto on off' -d 'OS keyring MODE: auto (use it when it answers), on (required), off [$PIAUTH_KEYRING]'
-complete -c piauth -n '__piauth_at \'\'' -l no-color -d 'disable colour (also NO_COLOR)'
+complete -c piauth -n '__piauth_at \'\'' -l no-color -d 'disable colour [$NO_COLOR]'
 complete -c piauth -n '__piauth_at \'\'' -s h -l help -d 'show help'
 complete -c piauth -n '__piauth_at \'\'' -s v -l version -d 'print the version'
 
@@ -132,6 +143,7 @@ complete -c piauth -n '__piauth_at \'key\'' -a 'list' -d 'list the pooled keys (
 complete -c piauth -n '__piauth_at \'key\'' -a 'use' -d 'make key N (1-based, or a fingerprint prefix) the active key'
 complete -c piauth -n '__piauth_at \'key\'' -a 'reset' -d 'make key 1 active again and clear cooldowns and the rotated flag'
 complete -c piauth -n '__piauth_at \'key\'' -a 'remove' -d 'remove key N (1-based, or a fingerprint prefix) from the pool, its state and the keyring'
+complete -c piauth -n '__piauth_at \'key\'' -a 'prune' -d 'delete the revoked keys (API keys the service refused) from the pool and the keyring'
 complete -c piauth -n '__piauth_at \'key\'' -a 'sync' -d 'make the keyring mirror match key-rotation.json (after hand edits)'
 complete -c piauth -n '__piauth_at \'key\'' -a 'restore' -d 'rebuild key-rotation.json from the keyring when it is lost or corrupt'
 complete -c piauth -n '__piauth_at \'key\'' -s h -l help -d 'show help'
@@ -149,10 +161,17 @@ complete -c piauth -n '__piauth_at \'key list\'' -s h -l help -d 'show help'
 complete -c piauth -n '__piauth_at \'key use\'' -s h -l help -d 'show help'
 
 # piauth key reset
+complete -c piauth -n '__piauth_at \'key reset\'' -l disabled -d 'also bring back keys whose account the service disabled (403)'
+complete -c piauth -n '__piauth_at \'key reset\'' -l revoked -d 'also bring back API keys the service refused (401)'
 complete -c piauth -n '__piauth_at \'key reset\'' -s h -l help -d 'show help'
 
 # piauth key remove
+complete -c piauth -n '__piauth_at \'key remove\'' -s y -l yes -d 'do not ask for confirmation'
 complete -c piauth -n '__piauth_at \'key remove\'' -s h -l help -d 'show help'
+
+# piauth key prune
+complete -c piauth -n '__piauth_at \'key prune\'' -s y -l yes -d 'do not ask for confirmation'
+complete -c piauth -n '__piauth_at \'key prune\'' -s h -l help -d 'show help'
 
 # piauth key sync
 complete -c piauth -n '__piauth_at \'key sync\'' -s h -l help -d 'show help'
@@ -162,7 +181,7 @@ complete -c piauth -n '__piauth_at \'key restore\'' -s h -l help -d 'show help'
 
 # piauth chat
 complete -c piauth -n '__piauth_at \'chat\'' -l stream -d 'print the answer as it arrives'
-complete -c piauth -n '__piauth_at \'chat\'' -s m -l model -x -d 'MODEL id (default claude-sonnet-4-5) [$PIAUTH_MODEL]'
+complete -c piauth -n '__piauth_at \'chat\'' -s m -l model -x -d 'MODEL id or alias (default: sonnet) [$PIAUTH_MODEL]'
 complete -c piauth -n '__piauth_at \'chat\'' -s s -l system -x -d 'system PROMPT'
 complete -c piauth -n '__piauth_at \'chat\'' -l max-tokens -x -d 'maximum output TOKENS'
 complete -c piauth -n '__piauth_at \'chat\'' -l thinking -x -d 'extended thinking budget in TOKENS (≥ 1024, 0 = off)'
@@ -178,7 +197,12 @@ complete -c piauth -n '__piauth_at \'proxy\'' -l addr -x -d 'listen ADDRESS; a n
 complete -c piauth -n '__piauth_at \'proxy\'' -l no-auth -d 'do not require the proxy key (anyone who can reach the port spends your subscription)'
 complete -c piauth -n '__piauth_at \'proxy\'' -l show-key -d 'print the proxy key (creating it if needed) and exit'
 complete -c piauth -n '__piauth_at \'proxy\'' -l json-log -d 'log one NDJSON object per request on stderr'
+complete -c piauth -n '__piauth_at \'proxy\'' -l allow-origin -x -d 'serve browser requests from ORIGIN (scheme://host[:port]; repeatable); any other Origin gets 403'
 complete -c piauth -n '__piauth_at \'proxy\'' -s h -l help -d 'show help'
+
+# piauth models
+complete -c piauth -n '__piauth_at \'models\'' -l json -d 'print JSON: {source, note, models: [...]}'
+complete -c piauth -n '__piauth_at \'models\'' -s h -l help -d 'show help'
 
 # piauth emulator
 complete -c piauth -n '__piauth_at \'emulator\'' -l addr -x -d 'listen ADDRESS (loopback unless a host is given)'
@@ -190,3 +214,10 @@ complete -c piauth -n '__piauth_at \'emulator\'' -s h -l help -d 'show help'
 # piauth completion
 complete -c piauth -n '__piauth_at \'completion\'' -a 'bash zsh fish'
 complete -c piauth -n '__piauth_at \'completion\'' -s h -l help -d 'show help'
+
+# piauth man
+complete -c piauth -n '__piauth_at \'man\'' -s h -l help -d 'show help'
+
+# piauth help
+complete -c piauth -n '__piauth_at \'help\'' -a 'login logout token status key chat proxy models emulator completion man'
+complete -c piauth -n '__piauth_at \'help\'' -s h -l help -d 'show help'

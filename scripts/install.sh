@@ -4,10 +4,12 @@
 #   PREFIX/share/bash-completion/completions/piauth
 #   PREFIX/share/zsh/site-functions/_piauth
 #   PREFIX/share/fish/vendor_completions.d/piauth.fish
+#   PREFIX/share/man/man1/piauth.1
 # Idempotent: files already up to date are left alone. Usage:
 #   scripts/install.sh [PREFIX]
-# PIAUTH_VERSION overrides the version stamped into the binary (default: git
-# describe); PIAUTH_BIN installs an already built binary instead of building.
+# `piauth --version` shows the module version and commit the go command
+# records; PIAUTH_VERSION stamps another version instead. PIAUTH_BIN installs
+# an already built binary instead of building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,14 +27,16 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [ -n "${PIAUTH_BIN:-}" ]; then
   cp "$PIAUTH_BIN" "$tmp/piauth"
-  version=$("$tmp/piauth" --version)
-  version=${version##* }
 else
   command -v go >/dev/null || { echo "install.sh: go is not installed (https://go.dev/dl/)" >&2; exit 1; }
-  version=${PIAUTH_VERSION:-$(git describe --tags --always --dirty 2>/dev/null || true)}
-  version=${version:-dev}
-  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$tmp/piauth" ./cmd/piauth
+  ldflags="-s -w"
+  if [ -n "${PIAUTH_VERSION:-}" ]; then ldflags="$ldflags -X main.version=$PIAUTH_VERSION"; fi
+  # -buildvcs=auto (go's default, which GOFLAGS may have turned off) records
+  # the commit for --version.
+  CGO_ENABLED=0 go build -trimpath -buildvcs=auto -ldflags "$ldflags" -o "$tmp/piauth" ./cmd/piauth
 fi
+version=$("$tmp/piauth" --version)
+version=${version#piauth version }
 
 # put SRC DEST MODE: installs SRC as DEST unless DEST already has that content.
 put() {
@@ -55,6 +59,8 @@ put "$tmp/piauth" "$prefix/bin/piauth" 0755
 put "$tmp/piauth.bash" "$prefix/share/bash-completion/completions/piauth" 0644
 put "$tmp/_piauth" "$prefix/share/zsh/site-functions/_piauth" 0644
 put "$tmp/piauth.fish" "$prefix/share/fish/vendor_completions.d/piauth.fish" 0644
+"$tmp/piauth" man >"$tmp/piauth.1"
+put "$tmp/piauth.1" "$prefix/share/man/man1/piauth.1" 0644
 
 echo "piauth $version installed in $prefix"
 case ":$PATH:" in

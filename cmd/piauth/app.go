@@ -8,16 +8,13 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
-
 // newApp builds the command tree. Each command lives in its own file and is
 // constructed with the Factory; flags here are the global ones.
 func newApp(f *Factory) *cli.App {
 	app := &cli.App{
 		Name:                 "piauth",
 		Usage:                "Claude Pro/Max OAuth, key pool and rotation for the terminal and pi",
-		Version:              version,
+		Version:              appVersion(),
 		HideHelpCommand:      true,
 		EnableBashCompletion: false,
 		Reader:               f.IO.In,
@@ -28,20 +25,23 @@ func newApp(f *Factory) *cli.App {
 			return &usageError{err}
 		},
 		CommandNotFound: nil,
-		Flags:           globalFlags(f),
+		// The help command (newHelpCmd) keeps urfave/cli from adding --help
+		// itself, so it is added here.
+		Flags: append(globalFlags(f), cli.HelpFlag),
 		Before: func(c *cli.Context) error {
 			return applyGlobalFlags(f, c)
 		},
 		Commands: commands(f),
 	}
-	app.CustomAppHelpTemplate = cli.AppHelpTemplate + "\n" + exitCodesHelp + "\n"
+	app.CustomAppHelpTemplate = cli.AppHelpTemplate + examplesSection(commandExamples[""]) + "\n" + exitCodesHelp + "\n"
 	app.Action = func(c *cli.Context) error {
 		if c.Args().Len() > 0 {
-			return usagef("unknown command %q (see 'piauth --help')", c.Args().First())
+			return unknownCommand(c.Args().First(), "", c.App.Commands)
 		}
 		return cli.ShowAppHelp(c)
 	}
 	setUsageErrors(app.Commands)
+	applyExamples(app)
 	return app
 }
 
@@ -55,8 +55,11 @@ func commands(f *Factory) []*cli.Command {
 		newKeyCmd(f),
 		newChatCmd(f),
 		newProxyCmd(f),
+		newModelsCmd(f),
 		newEmulatorCmd(f),
 		newCompletionCmd(f),
+		newManCmd(f),
+		newHelpCmd(),
 	}
 }
 
@@ -68,7 +71,7 @@ func setUsageErrors(cmds []*cli.Command) {
 		if len(c.Subcommands) > 0 && c.Action == nil {
 			c.Action = func(cc *cli.Context) error {
 				if cc.Args().Len() > 0 {
-					return usagef("unknown command %q for %q", cc.Args().First(), cc.Command.FullName())
+					return unknownCommand(cc.Args().First(), commandPath(cc), cc.Command.Subcommands)
 				}
 				return cli.ShowSubcommandHelp(cc)
 			}
@@ -89,7 +92,7 @@ func globalFlags(f *Factory) []cli.Flag {
 		},
 		&cli.BoolFlag{
 			Name:  "no-color",
-			Usage: "disable colour (also NO_COLOR)",
+			Usage: "disable colour [$NO_COLOR]",
 		},
 	}
 }
@@ -127,7 +130,11 @@ func flagOrEnv(f *Factory, c *cli.Context, flag, env string) string {
 // exit code. Errors are printed here, once.
 func run(ctx context.Context, f *Factory, args []string) (code int) {
 	defer recoverPanic(f.IO.ErrOut, &code)
-	err := newApp(f).RunContext(ctx, args)
+	app := newApp(f)
+	args, err := normalizeArgs(app, args)
+	if err == nil {
+		err = app.RunContext(ctx, args)
+	}
 	code = exitCode(err)
 	if err != nil && err.Error() != "" {
 		fmt.Fprintf(f.IO.ErrOut, "piauth: %s\n", err)

@@ -69,7 +69,8 @@ func TestNoColorFlagAndEnv(t *testing.T) {
 			f, _ := newTestFactory("", tc.env)
 			f.IO.OutTTY, f.IO.ErrTTY = true, true
 			require.True(t, f.IO.ColorOut())
-			require.Equal(t, 0, run(context.Background(), f, append([]string{"piauth"}, tc.args...)))
+			// Logged out: status reports it and exits 3 (nothing usable).
+			require.Equal(t, exitNoKey, run(context.Background(), f, append([]string{"piauth", "--dir", t.TempDir()}, tc.args...)))
 			assert.False(t, f.IO.ColorOut())
 			assert.False(t, f.IO.ColorErr())
 		})

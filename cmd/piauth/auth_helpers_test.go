@@ -16,6 +16,7 @@ import (
 
 	"github.com/piauth/piauth/pkg/emulator"
 	"github.com/piauth/piauth/pkg/keystore"
+	"github.com/piauth/piauth/pkg/stream"
 )
 
 // authToken builds a long, obviously fake token at run time (no token-like
@@ -129,6 +130,7 @@ func (e *authEnv) usable(t *testing.T, tok string) bool {
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("anthropic-beta", emulator.OAuthBeta)
+	req.Header.Set("User-Agent", "claude-code/"+stream.Builtin().Version()) // the 2026 usage endpoint wants it
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()

@@ -29,7 +29,7 @@ func newRenderer(o *chatOptions) renderer {
 	if o.JSON {
 		enc := json.NewEncoder(o.IO.Out)
 		enc.SetEscapeHTML(false)
-		return &jsonRenderer{enc: enc}
+		return &jsonRenderer{enc: enc, service: o.Service}
 	}
 	r := &textRenderer{
 		out:      o.IO.Out,
@@ -210,7 +210,10 @@ func (r *textRenderer) endLines() error {
 // "interrupted", "error"; status and request_id only for HTTP errors).
 // stop_sequence is omitted when empty; cost_usd is null for a model without
 // a known price.
-type jsonRenderer struct{ enc *json.Encoder }
+type jsonRenderer struct {
+	enc     *json.Encoder
+	service *stream.Service // prices the final message
+}
 
 type (
 	textDeltaEvent struct {
@@ -292,7 +295,7 @@ func (r *jsonRenderer) Finish(msg *stream.Message, err error) error {
 	if ev.Content == nil {
 		ev.Content = []stream.Block{}
 	}
-	if usd, ok := stream.Cost(msg.Model, msg.Usage); ok {
+	if usd, ok := r.service.Cost(msg.Model, msg.Usage); ok {
 		ev.CostUSD = &usd
 	}
 	return r.enc.Encode(ev)
@@ -372,25 +375,19 @@ func chatError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return &interruptedError{cause: ctx.Err()}
 	}
-	if code := exitCode(err); code != exitError {
-		var ue *url.Error
-		if errors.As(err, &ue) && exitCode(ue.Err) == code {
-			return ue.Err // "credential: not logged in…", not `Post "URL": …`
-		}
-		return err
-	}
 	var apiErr *stream.APIError
 	var se *stream.StreamError
 	switch {
 	case errors.As(err, &apiErr):
-		if rotate.NeedsLogin(apiErr) {
-			return &apiError{err: apiErr, hint: "run piauth login"}
-		}
-		return &apiError{err: apiErr}
+		return &apiError{err: apiErr, hint: rotate.Hint(apiErr)}
 	case errors.As(err, &se):
 		return &streamFailure{err: se}
 	case errors.Is(err, stream.ErrTruncated):
 		return fmt.Errorf("the answer was cut short: %w", err)
+	}
+	var ue *url.Error
+	if code := exitCode(err); code != exitError && errors.As(err, &ue) && exitCode(ue.Err) == code {
+		return ue.Err // "credential: not logged in…", not `Post "URL": …`
 	}
 	return err
 }

@@ -91,9 +91,16 @@ func (c *cutWriter) Write(p []byte) (int, error) {
 func (c *cutWriter) Flush() { c.ResponseWriter.(http.Flusher).Flush() }
 
 // login writes auth.json with an unexpired OAuth credential for tok.
-func (h *chatHarness) login(tok string) {
+func (h *chatHarness) login(tok string) { h.loginWith(tok, "") }
+
+// loginWith is login with refresh as the refresh token ("" = one the
+// emulator accepts once).
+func (h *chatHarness) loginWith(tok, refresh string) {
 	h.t.Helper()
-	h.writeAuth(&keystore.Credential{Type: "oauth", Access: tok, Refresh: "sk-ant-ort01-chat-refresh",
+	if refresh == "" {
+		refresh = "sk-ant-ort01-chat-refresh"
+	}
+	h.writeAuth(&keystore.Credential{Type: "oauth", Access: tok, Refresh: refresh,
 		Expires: time.Now().Add(time.Hour).UnixMilli()})
 }
 
@@ -204,7 +211,10 @@ const (
 	  ]
 	}`
 	wantText       = "Hello from the emulator."
-	wantAccounting = "in 1,234 · out 567 · cache read 2,048 · cache write 0 · $0.0128"
+	// claude-sonnet-5-5 (the default, alias sonnet) at 2 / 10 / 0.10 USD per
+	// million input / output / cache-read tokens:
+	// 1,234×2e-6 + 567×10e-6 + 2,048×0.1e-6 = 0.002468 + 0.00567 + 0.0002048 = 0.0083428.
+	wantAccounting = "in 1,234 · out 567 · cache read 2,048 · cache write 0 · $0.0083"
 	weatherTools   = `[{"name": "get_weather", "description": "Weather of a city",
 	  "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]`
 )
@@ -242,7 +252,7 @@ func TestChatModes(t *testing.T) {
 			wantTools: []string{"mcp__piauth__get_weather"}},
 		{name: "tool call streamed", token: "tooler", args: []string{"--stream", "--tools", "TOOLS", "weather?"},
 			wantOut: "Let me look.\n", wantErr: []string{`tool_use get_weather {"city":"Paris"}` + "\n"}},
-		{name: "model and system", token: "plain", args: []string{"-m", "claude-opus-4-5", "-s", "be brief", "hi"},
+		{name: "model and system", token: "plain", args: []string{"-m", "claude-opus-4-8", "-s", "be brief", "hi"},
 			wantOut: wantText + "\n", wantUser: "hi",
 			wantLast: "in 1,234 · out 567 · cache read 2,048 · cache write 0 · $0.0214"},
 	}
@@ -292,15 +302,19 @@ func TestChatRequestParameters(t *testing.T) {
 		wantThinking int
 		wantSystem   []string
 	}{
-		{name: "defaults", args: []string{"hi"}, wantModel: "claude-sonnet-4-5", wantMax: 4096,
+		{name: "defaults", args: []string{"hi"}, wantModel: "claude-sonnet-5-5", wantMax: 4096,
 			wantSystem: []string{emulator.IdentityText}},
 		{name: "flags", args: []string{"-m", "claude-haiku-4-5", "--max-tokens", "900", "-s", "be brief", "hi"},
 			wantModel: "claude-haiku-4-5", wantMax: 900, wantSystem: []string{emulator.IdentityText, "be brief"}},
 		{name: "thinking raises the default max tokens", args: []string{"--thinking", "8000", "hi"},
-			wantModel: "claude-sonnet-4-5", wantMax: 8000 + 4096, wantThinking: 8000, wantSystem: []string{emulator.IdentityText}},
+			wantModel: "claude-sonnet-5-5", wantMax: 8000 + 4096, wantThinking: 8000, wantSystem: []string{emulator.IdentityText}},
 		{name: "thinking below explicit max tokens", args: []string{"--thinking", "1024", "--max-tokens", "2000", "hi"},
-			wantModel: "claude-sonnet-4-5", wantMax: 2000, wantThinking: 1024, wantSystem: []string{emulator.IdentityText}},
-		{name: "PIAUTH_MODEL", args: []string{"hi"}, env: "claude-opus-4-5", wantModel: "claude-opus-4-5", wantMax: 4096,
+			wantModel: "claude-sonnet-5-5", wantMax: 2000, wantThinking: 1024, wantSystem: []string{emulator.IdentityText}},
+		{name: "PIAUTH_MODEL takes an alias", args: []string{"hi"}, env: "opus", wantModel: "claude-opus-5-5", wantMax: 4096,
+			wantSystem: []string{emulator.IdentityText}},
+		{name: "-m takes an alias", args: []string{"-m", "haiku", "hi"}, wantModel: "claude-haiku-5-5", wantMax: 4096,
+			wantSystem: []string{emulator.IdentityText}},
+		{name: "-m beats PIAUTH_MODEL", args: []string{"-m", "fable", "hi"}, env: "opus", wantModel: "claude-fable-5-2", wantMax: 4096,
 			wantSystem: []string{emulator.IdentityText}},
 	}
 	for _, tt := range tests {
@@ -445,10 +459,25 @@ func TestChatCredentials(t *testing.T) {
 	}
 }
 
+func TestChatRetiredModel(t *testing.T) {
+	h := newChatHarness(t, "")
+	h.login(chatToken("retired"))
+	for _, args := range [][]string{{"-m", "claude-sonnet-4-5", "hi"}, {"-m", "claude-3-5-sonnet-20241022", "hi"}} {
+		res := h.run(context.Background(), "", nil, args...)
+		assert.Equal(t, exitUsage, res.code, res.err)
+		assert.Contains(t, res.err, "piauth: model "+args[1]+" ")
+		assert.Contains(t, res.err, "; use claude-sonnet-5-5 (alias sonnet)")
+	}
+	res := h.run(context.Background(), "", nil, "-m", "claude-sonnet-4-5", "hi")
+	assert.Contains(t, res.err, "claude-sonnet-4-5 was retired on 2026-11-30; use claude-sonnet-5-5 (alias sonnet)")
+	assert.Zero(t, h.emu.Stats().Requests["/v1/messages"], "nothing is sent for a retired model")
+}
+
 func TestChatErrors(t *testing.T) {
 	tests := []struct {
 		name     string
 		token    string // "" = not logged in
+		refresh  string // the login's refresh token ("" = one the emulator accepts once)
 		cut      bool   // drop message_stop
 		args     []string
 		code     int
@@ -457,8 +486,10 @@ func TestChatErrors(t *testing.T) {
 		wantLast string // last stderr line
 	}{
 		{name: "not logged in", code: 3, args: []string{"hi"}, wantErr: []string{"piauth: not logged in: run piauth login"}},
-		{name: "authentication error", token: "invalid", args: []string{"hi"}, code: 3,
+		{name: "authentication error, refresh refused too", token: "invalid", refresh: "sk-ant-ort01-chat-invalid-refresh", args: []string{"hi"}, code: 3,
 			wantErr: []string{"piauth: authentication_error: ", "(request-id req_", "; run piauth login"}},
+		{name: "refused token is refreshed and the request retried", token: "invalid", args: []string{"hi"}, code: 0,
+			wantOut: wantText + "\n", wantErr: []string{"🔑 refreshed: the login's token was refused; retrying with its new token"}},
 		{name: "request error", token: "broken", args: []string{"hi"}, code: 1,
 			wantErr: []string{"piauth: invalid_request_error: messages.0: something is off (request-id req_"}},
 		{name: "mid-stream error", token: "midstream", args: []string{"hi"}, code: 1,
@@ -476,7 +507,7 @@ func TestChatErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newChatHarness(t, chatScenario)
 			if tt.token != "" {
-				h.login(chatToken(tt.token))
+				h.loginWith(chatToken(tt.token), tt.refresh)
 			}
 			h.cutEnd = tt.cut
 			res := h.run(context.Background(), "", nil, tt.args...)

@@ -16,9 +16,9 @@ import (
 	"github.com/piauth/piauth/pkg/stream"
 )
 
-// Chat defaults. The model can also be set with PIAUTH_MODEL.
+// Chat defaults. The default model is data (the Service's default_model,
+// overridable), and PIAUTH_MODEL changes it too.
 const (
-	defaultChatModel     = "claude-sonnet-4-5"
 	defaultChatMaxTokens = 4096
 	minThinkingBudget    = 1024 // the API's minimum thinking budget
 )
@@ -28,6 +28,8 @@ type chatOptions struct {
 	IO *IOStreams
 	// Messages builds the authenticated Messages client (Factory.MessagesClient).
 	Messages func(ctx context.Context, o messagesOptions) (*messagesClient, error)
+	// Service resolves model aliases and prices answers (Factory.Service).
+	Service *stream.Service
 
 	Args         []string // prompt words
 	Model        string
@@ -61,11 +63,13 @@ The last stderr line is the accounting, e.g.
   in 1,234 · out 567 · cache read 2,048 · cache write 0 · $0.0123 · 🔑 2/3
 --json writes one JSON object per line instead (see the README).
 
-The default model is ` + defaultChatModel + ` ($PIAUTH_MODEL overrides it); --max-tokens
-defaults to 4096, raised above --thinking when only --thinking is given.`,
+-m takes a model id or an alias (opus, sonnet, haiku, fable; see 'piauth
+models'); a retired model is refused with its replacement named. The default
+is the alias sonnet ($PIAUTH_MODEL changes it); --max-tokens defaults to 4096,
+raised above --thinking when only --thinking is given.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "stream", Usage: "print the answer as it arrives"},
-			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "`MODEL` id (default " + defaultChatModel + ") [$PIAUTH_MODEL]"},
+			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "`MODEL` id or alias (default: sonnet) [$PIAUTH_MODEL]"},
 			&cli.StringFlag{Name: "system", Aliases: []string{"s"}, Usage: "system `PROMPT`"},
 			&cli.IntFlag{Name: "max-tokens", Value: defaultChatMaxTokens, Usage: "maximum output `TOKENS`"},
 			&cli.IntFlag{Name: "thinking", Usage: "extended thinking budget in `TOKENS` (≥ 1024, 0 = off)"},
@@ -76,9 +80,14 @@ defaults to 4096, raised above --thinking when only --thinking is given.`,
 			&cli.BoolFlag{Name: "wait", Usage: "when every pooled key is rate-limited, wait for the first to free"},
 		},
 		Action: func(c *cli.Context) error {
+			svc, err := f.Service()
+			if err != nil {
+				return err
+			}
 			opts := &chatOptions{
 				IO:           f.IO,
 				Messages:     f.MessagesClient,
+				Service:      svc,
 				Args:         c.Args().Slice(),
 				Model:        c.String("model"),
 				System:       c.String("system"),
@@ -95,9 +104,6 @@ defaults to 4096, raised above --thinking when only --thinking is given.`,
 			if opts.Model == "" {
 				opts.Model = f.Getenv("PIAUTH_MODEL")
 			}
-			if opts.Model == "" {
-				opts.Model = defaultChatModel
-			}
 			return chatRun(c.Context, opts)
 		},
 	}
@@ -106,6 +112,9 @@ defaults to 4096, raised above --thinking when only --thinking is given.`,
 // chatRun validates the options, reads the prompt and runs one turn, or the
 // interactive loop.
 func chatRun(ctx context.Context, opts *chatOptions) error {
+	if err := opts.resolveModel(); err != nil {
+		return err
+	}
 	if err := opts.checkLimits(); err != nil {
 		return err
 	}
@@ -128,6 +137,26 @@ func chatRun(ctx context.Context, opts *chatOptions) error {
 	s.discard = opts.Stream && !opts.JSON
 	_, err = s.turn(ctx, prompt)
 	return err
+}
+
+// resolveModel turns the model option (an id, an alias, or "" for the
+// default) into the id sent; a retired model is a usage error naming its
+// replacement. An id the table does not know is sent as given: the API may
+// know newer models.
+func (o *chatOptions) resolveModel() error {
+	if o.Service == nil {
+		o.Service = stream.Builtin()
+	}
+	name := o.Model
+	if name == "" {
+		name = o.Service.DefaultModel()
+	}
+	m, err := o.Service.Resolve(name)
+	if err != nil {
+		return usagef("model %w", err)
+	}
+	o.Model = m.ID
+	return nil
 }
 
 // checkLimits validates --max-tokens and --thinking, raising the default
@@ -282,7 +311,7 @@ func (s *chatSession) report(ctx context.Context, r renderer, msg *stream.Messag
 		err = ferr
 	}
 	if msg != nil {
-		line := stream.FormatUsage(msg.Usage, msg.Model)
+		line := s.opts.Service.FormatUsage(msg.Usage, msg.Model)
 		if k := s.client.KeyLabel(); k != "" {
 			line += " · " + k
 		}

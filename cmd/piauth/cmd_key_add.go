@@ -30,9 +30,8 @@ func newKeyAddCmd(f *Factory) *cli.Command {
 		Description: "Without flags, captures the current Anthropic OAuth credentials of auth.json\n" +
 			"(access token, refresh token and expiry), like the extension's /key-add.\n" +
 			"With --stdin, reads one key a line (sk-ant-oat… or sk-ant-api…); blank lines are\n" +
-			"ignored and any other line rejects the whole input. Keys already pooled are left as they are.\n\n" +
-			"   piauth key add --label work\n" +
-			"   piauth key add --stdin < keys.txt",
+			"ignored and any other line rejects the whole input. Keys already pooled are left as they are.\n" +
+			"On a terminal, what is pasted is not echoed; end with Ctrl-D.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "stdin", Usage: "read keys from stdin, one a line"},
 			&cli.StringFlag{Name: "label", Usage: "label `NAME` of every key added, shown by 'piauth key list'"},
@@ -59,10 +58,15 @@ func keyAddRun(ctx context.Context, opts *keyAddOptions) error {
 		err   error
 	)
 	if opts.Stdin {
+		in := opts.IO.In
 		if opts.IO.InTTY {
-			fmt.Fprintln(opts.IO.ErrOut, "Paste keys, one a line; end with Ctrl-D.")
+			text, err := opts.IO.ReadAllHidden(ctx, "Paste keys, one a line (not shown); end with Ctrl-D.")
+			if err != nil {
+				return err
+			}
+			in = strings.NewReader(text)
 		}
-		if toks, err = readKeys(opts.IO.In); err != nil {
+		if toks, err = readKeys(in); err != nil {
 			return err
 		}
 	}

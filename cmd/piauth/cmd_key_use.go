@@ -52,7 +52,11 @@ func keyUseRun(ctx context.Context, opts *keyUseOptions) error {
 	}
 	fmt.Fprintf(opts.IO.Out, "using %s\n", keyName(p, p.Active))
 	now := opts.Now()
-	if status := p.Status(p.Active, now); !status.State.Usable() {
+	switch status := p.Status(p.Active, now); status.State {
+	case keystore.StateActive, keystore.StateReady:
+	case keystore.StateNeedsReauth:
+		fmt.Fprintf(opts.IO.ErrOut, "piauth: warning: key %d needs re-authentication (%s); requests will rotate away from it\n", p.Active+1, status.Reason)
+	default:
 		fmt.Fprintf(opts.IO.ErrOut, "piauth: warning: key %d is %s; requests will rotate away from it\n", p.Active+1, status.Describe(now))
 	}
 	return nil

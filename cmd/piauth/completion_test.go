@@ -182,7 +182,7 @@ func TestCompletionBash(t *testing.T) {
 	}{
 		{line: "piauth ke", want: []string{"key"}},
 		{line: "piauth ", contains: []string{"key", "completion", "login", "status"}},
-		{line: "piauth key ", want: []string{"add", "list", "use", "reset", "remove", "sync", "restore"}},
+		{line: "piauth key ", want: []string{"add", "list", "use", "reset", "remove", "prune", "sync", "restore"}},
 		{line: "piauth key r", want: []string{"reset", "remove", "restore"}},
 		{line: "piauth key add --l", want: []string{"--label"}},
 		{line: "piauth key add --", want: []string{"--stdin", "--label", "--help"}},
@@ -202,6 +202,10 @@ func TestCompletionBash(t *testing.T) {
 		{line: "piauth nosuch ", want: nil},
 		{line: "piauth completion bash ", want: nil},
 		{line: "piauth key use 2 --", want: nil}, // flags end at the first argument
+		{line: "piauth he", want: []string{"help"}},
+		{line: "piauth help ", contains: []string{"key", "chat", "man", "completion"}},
+		{line: "piauth help k", want: []string{"key"}},
+		{line: "piauth ma", want: []string{"man"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.line, func(t *testing.T) {
@@ -238,15 +242,16 @@ CURRENT=${#words}
 _piauth || print -r -- "no matches"`
 	tests := []struct{ line, want string }{
 		{"piauth ke", "describe:login"},
-		{"piauth key r", "describe:add,list,use,reset,remove,sync,restore"},
+		{"piauth key r", "describe:add,list,use,reset,remove,prune,sync,restore"},
 		{"piauth key add --l", "describe:--stdin,--label,--help,-h"},
-		{"piauth --dir /tmp key ", "describe:add,list,use,reset,remove,sync,restore"},
+		{"piauth --dir /tmp key ", "describe:add,list,use,reset,remove,prune,sync,restore"},
 		{"piauth --keyring ", "compadd:auto,on,off"},
 		{"piauth --keyring=o", "compadd:auto,on,off"},
 		{"piauth completion ", "compadd:bash,zsh,fish"},
 		{"piauth --dir /t", "dirs"},
 		{"piauth key add --label ", "message"},
 		{"piauth completion bash ", "no matches"}, // nothing offered after an argument
+		{"piauth help ", "compadd:login,logout,token,status,key,chat,"},
 		{"piauth nosuch ", "no matches"},
 	}
 	for _, tt := range tests {
@@ -298,11 +303,14 @@ func TestCompletionFish(t *testing.T) {
 		{line: "piauth key add --l", want: []string{"--label"}},
 		{line: "piauth --keyring ", want: []string{"auto", "off", "on"}},
 		{line: "piauth --keyring=o", want: []string{"--keyring=off", "--keyring=on"}},
-		{line: "piauth --dir /tmp key ", want: []string{"add", "list", "remove", "reset", "restore", "sync", "use"}},
+		{line: "piauth --dir /tmp key ", want: []string{"add", "list", "prune", "remove", "reset", "restore", "sync", "use"}},
 		{line: "piauth completion ", want: []string{"bash", "fish", "zsh"}},
 		{line: "piauth key ls --", want: []string{"--help", "--json"}},
 		{line: "piauth completion bash ", want: nil},
 		{line: "piauth nosuch ", want: nil},
+		{line: "piauth help k", want: []string{"key"}},
+		{line: "piauth key remove 2 --y", want: nil}, // flags end at the first argument
+		{line: "piauth key remove --y", want: []string{"--yes"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.line, func(t *testing.T) {
@@ -326,8 +334,8 @@ func TestCompletionFish(t *testing.T) {
 	}
 }
 
-// scripts/install.sh installs the binary and the three completion files under
-// PREFIX and is idempotent. -short installs the test binary (PIAUTH_BIN);
+// scripts/install.sh installs the binary, the three completion files and the
+// man page under PREFIX and is idempotent. -short installs the test binary (PIAUTH_BIN);
 // the full run also builds with the script's own go build.
 func TestInstallScript(t *testing.T) {
 	prefix := t.TempDir()
@@ -347,6 +355,7 @@ func TestInstallScript(t *testing.T) {
 		"share/bash-completion/completions/piauth",
 		"share/zsh/site-functions/_piauth",
 		"share/fish/vendor_completions.d/piauth.fish",
+		"share/man/man1/piauth.1",
 	}
 	out := install()
 	for _, f := range files {
@@ -365,6 +374,9 @@ func TestInstallScript(t *testing.T) {
 	bash, err := os.ReadFile(filepath.Join(prefix, files[1]))
 	require.NoError(t, err)
 	assert.Equal(t, generateCompletion(t, "bash"), string(bash))
+	man, err := os.ReadFile(filepath.Join(prefix, "share/man/man1/piauth.1"))
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(man), ".nh\n.TH piauth 1"), "the man page")
 
 	out = install()
 	for _, f := range files {

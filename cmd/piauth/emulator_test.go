@@ -64,7 +64,7 @@ func TestEmulatorCommandScenario(t *testing.T) {
 	require.NoError(t, os.WriteFile(scenario, []byte(`{"reply":{"text":"scripted hello"}}`), 0o600))
 	base, stop := startEmulatorCmd(t, "--scenario", scenario)
 
-	body := `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`
+	body := `{"model":"claude-sonnet-5-5","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`
 	req, err := http.NewRequest(http.MethodPost, base+"/v1/messages", strings.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("x-api-key", "sk-ant-api03-test-key-0001")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/piauth/piauth/pkg/keystore"
+	"github.com/piauth/piauth/pkg/stream"
 )
 
 // Factory wires the dependencies every command needs. It is built once in
@@ -34,7 +35,8 @@ type Factory struct {
 
 	store *keystore.Store // opened lazily by Store()
 
-	warned map[string]bool // warnOnce keys already shown
+	warned  map[string]bool // warnOnce keys already shown
+	service *stream.Service // built once by Service()
 }
 
 // newSystemFactory builds the Factory for a real process.

@@ -54,7 +54,15 @@ func (f *Factory) MessagesClient(_ context.Context, o messagesOptions) (*message
 	if err != nil {
 		return nil, err
 	}
-	rt := &rotate.Transport{Base: hc.Transport, Source: src, Log: f.IO.ErrOut, Wait: o.Wait}
+	svc, err := f.Service()
+	if err != nil {
+		return nil, err
+	}
+	learned, err := f.LearnedPath()
+	if err != nil {
+		learned = "" // no state dir: learn for this run only
+	}
+	rt := &rotate.Transport{Base: hc.Transport, Source: src, Service: svc, Learned: learned, Log: f.IO.ErrOut, Wait: o.Wait}
 	hc.Timeout = 0 // a stream lasts as long as the answer; the transport bounds silence
 	hc.Transport = rt
 	return &messagesClient{HTTP: hc, BaseURL: base, KeyLabel: rt.KeyLabel, Mode: mode}, nil

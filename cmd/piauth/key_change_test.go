@@ -35,7 +35,7 @@ func TestKeyUseRemoveReset(t *testing.T) {
 		{name: "use N", args: []string{"use", "2"}, wantOut: "using key 2/3 (" + keystore.Mask(k2) + ")\n",
 			wantErr: "key 2 needs re-authentication", wantKeys: keys, wantActive: 1,
 			check: func(t *testing.T, p *keystore.Pool) { assert.False(t, p.Rotated) }},
-		{name: "use cooling key warns", args: []string{"use", "1"}, wantOut: "using key 1/3", wantErr: "key 1 is cooling down until", wantKeys: keys},
+		{name: "use cooling key warns", args: []string{"use", "1"}, wantOut: "using key 1/3", wantErr: "key 1 is cooling until", wantKeys: keys},
 		{name: "use fingerprint prefix", args: []string{"use", fp2[:6]}, wantOut: "using key 2/3", wantKeys: keys, wantActive: 1},
 		{name: "use full fingerprint", args: []string{"use", fp2}, wantOut: "using key 2/3", wantKeys: keys, wantActive: 1},
 		{name: "use 0", args: []string{"use", "0"}, code: 2, wantErr: "no key 0: the pool has keys 1 to 3", wantKeys: keys, wantActive: 2},

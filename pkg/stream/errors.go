@@ -22,6 +22,7 @@ const maxErrorBody = 1 << 20
 type APIError struct {
 	Status    int         // HTTP status code
 	Type      string      // error.type, e.g. rate_limit_error; empty for non-JSON bodies
+	Code      string      // error.error_code when present, e.g. claude_code_version_too_old
 	Message   string      // error.message, or the start of a non-JSON body
 	RequestID string      // request-id header, else the body's request_id
 	Header    http.Header // response headers (retry-after, rate-limit headers)
@@ -58,6 +59,7 @@ type wireError struct {
 	Error *struct {
 		Type    string `json:"type"`
 		Message string `json:"message"`
+		Code    string `json:"error_code"`
 	} `json:"error"`
 	RequestID string `json:"request_id"`
 }
@@ -77,7 +79,7 @@ func CheckResponse(resp *http.Response) error {
 	}
 	var w wireError
 	if json.Unmarshal(body, &w) == nil && w.Error != nil {
-		e.Type, e.Message = w.Error.Type, w.Error.Message
+		e.Type, e.Message, e.Code = w.Error.Type, w.Error.Message, w.Error.Code
 		if e.RequestID == "" {
 			e.RequestID = w.RequestID
 		}

@@ -2,63 +2,46 @@ package stream
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
+	"unicode/utf8"
 )
 
 const (
-	// IdentityText is the system block an OAuth request must start with.
+	// IdentityText is the built-in identity: the system text an OAuth
+	// request must start with (Service.Identity is authoritative).
 	IdentityText = "You are Claude Code, Anthropic's official CLI for Claude."
-	// ClaudeCLIVersion is the Claude Code version sent in the OAuth user-agent.
-	ClaudeCLIVersion = "2.0.50"
-	// APIVersion is the anthropic-version header value.
+	// APIVersion is the built-in anthropic-version header value
+	// (Service.AnthropicVersion is authoritative).
 	APIVersion = "2023-06-01"
-	// OAuthBetas are the betas an OAuth request carries.
+	// OAuthBetas are the built-in betas of an OAuth request whose model is
+	// unknown or thinks without adaptive thinking (Service.OAuthBetas gives
+	// them per model).
 	OAuthBetas = "claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14"
 	// ToolPrefix is prepended to tool names outside Claude Code's own set.
+	// It is piauth's own MCP server name, not service data.
 	ToolPrefix = "mcp__piauth__"
 )
 
 // ErrBadRequestBody reports a request body that is not a Messages JSON object.
 var ErrBadRequestBody = errors.New("invalid Messages request body")
 
-// claudeCodeTool reports whether name is one of Claude Code's own tools,
-// which OAuth requests may use unprefixed.
-func claudeCodeTool(name string) bool {
-	switch name {
-	case "Read", "Write", "Edit", "Bash", "Grep", "Glob", "AskUserQuestion", "TodoWrite", "WebFetch", "WebSearch":
-		return true
-	}
-	return false
-}
-
-// SentToolName is the name an OAuth request uses for the tool name:
-// unchanged for Claude Code's tools and mcp__… names, else
-// mcp__piauth__<name> with characters outside [A-Za-z0-9_-] replaced by '_'.
-func SentToolName(name string) string {
-	if claudeCodeTool(name) || strings.HasPrefix(name, "mcp__") {
-		return name
-	}
-	b := []byte(ToolPrefix + name)
-	for i := len(ToolPrefix); i < len(b); i++ {
-		if c := b[i]; !(c == '_' || c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			b[i] = '_'
-		}
-	}
-	return string(b)
-}
-
 // object is a JSON object whose unknown fields survive a round trip.
 type object map[string]json.RawMessage
 
+// str returns the string field key ("" when absent or not a string). A
+// plain string (no escapes, valid UTF-8) is sliced without a JSON decode.
 func (o object) str(key string) string {
+	raw := o[key]
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		if in := raw[1 : n-1]; bytes.IndexByte(in, '\\') < 0 && bytes.IndexByte(in, '"') < 0 && utf8.Valid(in) {
+			return string(in)
+		}
+	}
 	var s string
-	_ = json.Unmarshal(o[key], &s)
+	_ = json.Unmarshal(raw, &s)
 	return s
 }
 
@@ -71,57 +54,10 @@ func (o object) set(key string, v any) error {
 	return nil
 }
 
-// Shape rewrites a Messages request body for token. For an OAuth token the
-// system prompt gets the identity block first (not duplicated) and
-// client-defined tool names are mapped with SentToolName in tools[].name,
-// tool_choice.name and the messages' tool_use blocks; server tools (with a
-// type such as web_search_20250305) keep their names. Unknown fields are
-// preserved. For an API key the body is returned unchanged.
-func Shape(body []byte, token string) ([]byte, error) {
-	if !IsOAuth(token) {
-		return body, nil
-	}
-	var req object
-	if err := json.Unmarshal(body, &req); err != nil || req == nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadRequestBody, errOr(err, "not an object"))
-	}
-	if err := shapeSystem(req); err != nil {
-		return nil, err
-	}
-	if err := shapeTools(req); err != nil {
-		return nil, err
-	}
-	return json.Marshal(req)
-}
-
-func shapeSystem(req object) error {
-	identity := json.RawMessage(`{"type":"text","text":` + quote(IdentityText) + `,"cache_control":{"type":"ephemeral"}}`)
-	var blocks []json.RawMessage
-	raw := bytes.TrimSpace(req["system"])
-	switch {
-	case len(raw) == 0 || string(raw) == "null":
-	case raw[0] == '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return fmt.Errorf("%w: system: %v", ErrBadRequestBody, err)
-		}
-		if s != "" && s != IdentityText {
-			blocks = append(blocks, json.RawMessage(`{"type":"text","text":`+quote(s)+`}`))
-		}
-	case raw[0] == '[':
-		if err := json.Unmarshal(raw, &blocks); err != nil {
-			return fmt.Errorf("%w: system: %v", ErrBadRequestBody, err)
-		}
-		if len(blocks) > 0 {
-			var first object
-			if json.Unmarshal(blocks[0], &first) == nil && first.str("type") == "text" && first.str("text") == IdentityText {
-				return nil // identity already first
-			}
-		}
-	default:
-		return fmt.Errorf("%w: system must be a string or an array", ErrBadRequestBody)
-	}
-	return req.set("system", append([]json.RawMessage{identity}, blocks...))
+// hasCacheControl reports whether a block carries a non-null cache_control.
+func (o object) hasCacheControl() bool {
+	raw, ok := o["cache_control"]
+	return ok && string(bytes.TrimSpace(raw)) != "null"
 }
 
 func quote(s string) string {
@@ -129,36 +65,210 @@ func quote(s string) string {
 	return string(b)
 }
 
+// Shape is Builtin().Shape.
+func Shape(body []byte, token string) ([]byte, error) { return Builtin().Shape(body, token) }
+
+// Shape rewrites a Messages request body for token.
+//
+// For an API key the body is returned unchanged. So is a request that
+// already carries Claude Code's identity (system[0] is the identity text, or
+// system[0] is an x-anthropic-billing-header block and system[1] the
+// identity): a real Claude Code client's body passes byte for byte.
+//
+// Otherwise the system prompt gets the identity block first, with
+// cache_control unless the request already has the maximum (4) cache_control
+// blocks in system, tools and messages; and client-defined tool names are
+// mapped (see ToolNamesFor) in tools[].name, tool_choice.name and the
+// messages' tool_use blocks. Server tools (with a type such as
+// web_search_20250305) keep their names; unknown fields are preserved.
+func (s *Service) Shape(body []byte, token string) ([]byte, error) {
+	if !IsOAuth(token) {
+		return body, nil
+	}
+	var req object
+	if err := json.Unmarshal(body, &req); err != nil || req == nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadRequestBody, errOr(err, "not an object"))
+	}
+	if s.passThrough(req["system"]) {
+		return body, nil
+	}
+	system, systemObjs, err := s.systemBlocks(req["system"])
+	if err != nil {
+		return nil, err
+	}
+	var tools []object
+	if raw, ok := req["tools"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &tools); err != nil {
+			return nil, fmt.Errorf("%w: tools: %v", ErrBadRequestBody, err)
+		}
+	}
+	msgs, err := decodeMessages(req)
+	if err != nil {
+		return nil, err
+	}
+	cached := countCacheControl(systemObjs, tools, msgs)
+	if err := s.setSystem(req, system, cached < s.maxCacheControl()); err != nil {
+		return nil, err
+	}
+	if err := s.mapTools(req, tools, msgs); err != nil {
+		return nil, err
+	}
+	return json.Marshal(req)
+}
+
+// passThrough reports whether a request whose system field is raw already
+// carries Claude Code's identity.
+func (s *Service) passThrough(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '[' {
+		return false
+	}
+	var blocks []object
+	if json.Unmarshal(raw, &blocks) != nil || len(blocks) == 0 {
+		return false
+	}
+	text := func(i int) (string, bool) {
+		if i >= len(blocks) || blocks[i].str("type") != "text" {
+			return "", false
+		}
+		return blocks[i].str("text"), true
+	}
+	first, ok := text(0)
+	switch {
+	case !ok:
+		return false
+	case first == s.d.Identity:
+		return true
+	case s.d.BillingHeaderPrefix != "" && strings.HasPrefix(first, s.d.BillingHeaderPrefix):
+		second, ok := text(1)
+		return ok && second == s.d.Identity
+	}
+	return false
+}
+
+// systemBlocks decodes system (absent, a string or an array) into its
+// blocks, as sent (raw) and parsed.
+func (s *Service) systemBlocks(raw json.RawMessage) ([]json.RawMessage, []object, error) {
+	raw = bytes.TrimSpace(raw)
+	switch {
+	case len(raw) == 0 || string(raw) == "null":
+		return nil, nil, nil
+	case raw[0] == '"':
+		var text string
+		if err := json.Unmarshal(raw, &text); err != nil {
+			return nil, nil, fmt.Errorf("%w: system: %v", ErrBadRequestBody, err)
+		}
+		if text == "" || text == s.d.Identity { // the identity is not duplicated
+			return nil, nil, nil
+		}
+		return []json.RawMessage{json.RawMessage(`{"type":"text","text":` + quote(text) + `}`)}, nil, nil
+	case raw[0] == '[':
+		var blocks []json.RawMessage
+		if err := json.Unmarshal(raw, &blocks); err != nil {
+			return nil, nil, fmt.Errorf("%w: system: %v", ErrBadRequestBody, err)
+		}
+		objs := make([]object, len(blocks))
+		for i, b := range blocks {
+			_ = json.Unmarshal(b, &objs[i]) // a non-object block has no cache_control
+		}
+		return blocks, objs, nil
+	}
+	return nil, nil, fmt.Errorf("%w: system must be a string or an array", ErrBadRequestBody)
+}
+
+// setSystem writes system with the identity block first, with
+// cache_control when cache is true.
+func (s *Service) setSystem(req object, system []json.RawMessage, cache bool) error {
+	identity := `{"type":"text","text":` + quote(s.d.Identity)
+	if cache {
+		identity += `,"cache_control":{"type":"ephemeral"}`
+	}
+	blocks := make([]json.RawMessage, 0, len(system)+1)
+	blocks = append(blocks, json.RawMessage(identity+"}"))
+	return req.set("system", append(blocks, system...))
+}
+
+// message is one decoded message with its content blocks (nil when the
+// content is a string).
+type message struct {
+	obj    object
+	blocks []object
+}
+
+func decodeMessages(req object) ([]message, error) {
+	raw, ok := req["messages"]
+	if !ok {
+		return nil, nil
+	}
+	var objs []object
+	if err := json.Unmarshal(raw, &objs); err != nil {
+		return nil, fmt.Errorf("%w: messages: %v", ErrBadRequestBody, err)
+	}
+	msgs := make([]message, len(objs))
+	for i, m := range objs {
+		msgs[i].obj = m
+		c := bytes.TrimSpace(m["content"])
+		if len(c) == 0 || c[0] != '[' {
+			continue
+		}
+		if err := json.Unmarshal(c, &msgs[i].blocks); err != nil {
+			return nil, fmt.Errorf("%w: message content: %v", ErrBadRequestBody, err)
+		}
+	}
+	return msgs, nil
+}
+
+// countCacheControl counts the blocks with cache_control in system, tools
+// and messages, including blocks nested in tool_result content (counting
+// too many only costs the identity block its cache_control; too few costs a
+// 400).
+func countCacheControl(system, tools []object, msgs []message) int {
+	n := 0
+	count := func(blocks []object) {
+		for _, b := range blocks {
+			if b.hasCacheControl() {
+				n++
+			}
+		}
+	}
+	count(system)
+	count(tools)
+	for _, m := range msgs {
+		count(m.blocks)
+		for _, b := range m.blocks {
+			if c := bytes.TrimSpace(b["content"]); len(c) > 0 && c[0] == '[' {
+				var nested []object
+				if json.Unmarshal(c, &nested) == nil {
+					count(nested)
+				}
+			}
+		}
+	}
+	return n
+}
+
 // renameIn maps the "name" field of o; it reports whether o changed.
-func renameIn(o object) (bool, error) {
+func (s *Service) renameIn(o object, names *ToolNames) (bool, error) {
 	name := o.str("name")
 	if name == "" {
 		return false, nil
 	}
-	sent := SentToolName(name)
+	sent := names.sentName(s, name)
 	if sent == name {
 		return false, nil
 	}
 	return true, o.set("name", sent)
 }
 
-// isServerTool reports whether a tool definition is an Anthropic server tool.
-func isServerTool(t object) bool {
-	typ := t.str("type")
-	return typ != "" && typ != "custom"
-}
-
-func shapeTools(req object) error {
-	if raw, ok := req["tools"]; ok && string(raw) != "null" {
-		var tools []object
-		if err := json.Unmarshal(raw, &tools); err != nil {
-			return fmt.Errorf("%w: tools: %v", ErrBadRequestBody, err)
-		}
+// mapTools renames client tools in tools, tool_choice and tool_use blocks.
+func (s *Service) mapTools(req object, tools []object, msgs []message) error {
+	names := s.toolNames(tools)
+	if tools != nil {
 		for _, t := range tools {
 			if isServerTool(t) {
 				continue
 			}
-			if _, err := renameIn(t); err != nil {
+			if _, err := s.renameIn(t, names); err != nil {
 				return err
 			}
 		}
@@ -169,7 +279,7 @@ func shapeTools(req object) error {
 	if raw, ok := req["tool_choice"]; ok {
 		var tc object
 		if json.Unmarshal(raw, &tc) == nil && tc.str("type") == "tool" {
-			if changed, err := renameIn(tc); err != nil {
+			if changed, err := s.renameIn(tc, names); err != nil {
 				return err
 			} else if changed {
 				if err := req.set("tool_choice", tc); err != nil {
@@ -178,30 +288,14 @@ func shapeTools(req object) error {
 			}
 		}
 	}
-	raw, ok := req["messages"]
-	if !ok {
-		return nil
-	}
-	var msgs []object
-	if err := json.Unmarshal(raw, &msgs); err != nil {
-		return fmt.Errorf("%w: messages: %v", ErrBadRequestBody, err)
-	}
 	changedAny := false
 	for _, m := range msgs {
-		c := bytes.TrimSpace(m["content"])
-		if len(c) == 0 || c[0] != '[' {
-			continue
-		}
-		var blocks []object
-		if err := json.Unmarshal(c, &blocks); err != nil {
-			return fmt.Errorf("%w: message content: %v", ErrBadRequestBody, err)
-		}
 		changed := false
-		for _, b := range blocks {
+		for _, b := range m.blocks {
 			if b.str("type") != "tool_use" {
 				continue
 			}
-			ch, err := renameIn(b)
+			ch, err := s.renameIn(b, names)
 			if err != nil {
 				return err
 			}
@@ -209,260 +303,17 @@ func shapeTools(req object) error {
 		}
 		if changed {
 			changedAny = true
-			if err := m.set("content", blocks); err != nil {
+			if err := m.obj.set("content", m.blocks); err != nil {
 				return err
 			}
 		}
 	}
-	if changedAny {
-		return req.set("messages", msgs)
+	if !changedAny {
+		return nil
 	}
-	return nil
-}
-
-// ToolNames maps the tool names Shape sent back to the caller's names.
-// A nil *ToolNames maps nothing.
-type ToolNames struct {
-	orig map[string]string // sent → original
-}
-
-// ToolNamesFor builds the mapping for the client-defined tools in a Messages
-// request body (the body before Shape). It never fails: an unreadable body
-// yields an empty mapping.
-func ToolNamesFor(body []byte) *ToolNames {
-	m := &ToolNames{orig: map[string]string{}}
-	var req struct {
-		Tools []object `json:"tools"`
+	objs := make([]object, len(msgs))
+	for i, m := range msgs {
+		objs[i] = m.obj
 	}
-	if json.Unmarshal(body, &req) != nil {
-		return m
-	}
-	for _, t := range req.Tools {
-		if isServerTool(t) {
-			continue
-		}
-		if name := t.str("name"); name != "" {
-			if sent := SentToolName(name); sent != name {
-				m.orig[sent] = name
-			}
-		}
-	}
-	return m
-}
-
-// Original returns the caller's name for a tool name the API used. Names not
-// in the mapping are returned with the mcp__piauth__ prefix removed.
-func (m *ToolNames) Original(sent string) string {
-	if m != nil {
-		if o, ok := m.orig[sent]; ok {
-			return o
-		}
-	}
-	return strings.TrimPrefix(sent, ToolPrefix)
-}
-
-// MapEventToolName rewrites the tool name in a raw content_block_start event's
-// data back to the caller's name. Data without the mcp__piauth__ prefix is
-// returned as is without being parsed; unparsable data is returned unchanged.
-func MapEventToolName(data []byte, m *ToolNames) []byte {
-	if !bytes.Contains(data, []byte(ToolPrefix)) {
-		return data
-	}
-	var ev object
-	if json.Unmarshal(data, &ev) != nil || ev.str("type") != "content_block_start" {
-		return data
-	}
-	var cb object
-	if json.Unmarshal(ev["content_block"], &cb) != nil || !isToolBlock(cb.str("type")) {
-		return data
-	}
-	name := cb.str("name")
-	orig := m.Original(name)
-	if orig == name {
-		return data
-	}
-	if cb.set("name", orig) != nil || ev.set("content_block", cb) != nil {
-		return data
-	}
-	out, err := json.Marshal(ev)
-	if err != nil {
-		return data
-	}
-	return out
-}
-
-// SetAuthHeaders sets the credential and API headers for token on h. Client
-// x-api-key and authorization headers are removed first. OAuth tokens get a
-// Bearer authorization, the OAuth betas merged with the client's (deduped,
-// without fine-grained-tool-streaming), the Claude Code user-agent and x-app;
-// API keys get x-api-key. anthropic-version is set unless present;
-// content-type is JSON; accept is text/event-stream when stream is true.
-func SetAuthHeaders(h http.Header, token string, stream bool) {
-	h.Del("x-api-key")
-	h.Del("authorization")
-	var betas []string
-	seen := map[string]bool{}
-	add := func(list string) {
-		for _, b := range strings.Split(list, ",") {
-			b = strings.TrimSpace(b)
-			if b == "" || seen[b] || strings.HasPrefix(b, "fine-grained-tool-streaming") {
-				continue
-			}
-			seen[b] = true
-			betas = append(betas, b)
-		}
-	}
-	if IsOAuth(token) {
-		add(OAuthBetas)
-		h.Set("Authorization", "Bearer "+token)
-		h.Set("User-Agent", "claude-cli/"+ClaudeCLIVersion+" (external, cli)")
-		h.Set("X-App", "cli")
-	} else {
-		h.Set("X-Api-Key", token)
-	}
-	for _, v := range h.Values("anthropic-beta") {
-		add(v)
-	}
-	h.Del("anthropic-beta")
-	if len(betas) > 0 {
-		h.Set("Anthropic-Beta", strings.Join(betas, ","))
-	}
-	if h.Get("anthropic-version") == "" {
-		h.Set("Anthropic-Version", APIVersion)
-	}
-	h.Set("Content-Type", "application/json")
-	if stream {
-		h.Set("Accept", "text/event-stream")
-	}
-}
-
-// NewRequest builds POST baseURL/v1/messages with body, without credentials.
-// GetBody is set so transports can replay and re-shape it.
-func NewRequest(ctx context.Context, baseURL string, body []byte) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(baseURL, "/")+"/v1/messages", bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("new messages request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	return req, nil
-}
-
-// Prepare shapes req's body and sets its headers for token. It modifies req:
-// a RoundTripper must call it on req.Clone(ctx), never on the request it was
-// given. The original body is read through GetBody when set (so each attempt
-// starts from the caller's body), else from Body.
-func Prepare(req *http.Request, token string) error {
-	var rc io.ReadCloser
-	var err error
-	switch {
-	case req.GetBody != nil:
-		if rc, err = req.GetBody(); err != nil {
-			return fmt.Errorf("prepare request: %w", err)
-		}
-	case req.Body != nil:
-		rc = req.Body
-	default:
-		rc = io.NopCloser(bytes.NewReader(nil))
-	}
-	body, err := io.ReadAll(rc)
-	_ = rc.Close()
-	if err != nil {
-		return fmt.Errorf("prepare request: read body: %w", err)
-	}
-	shaped := body
-	if len(body) > 0 {
-		if shaped, err = Shape(body, token); err != nil {
-			return fmt.Errorf("prepare request: %w", err)
-		}
-	}
-	var flags struct {
-		Stream bool `json:"stream"`
-	}
-	_ = json.Unmarshal(body, &flags)
-	req.Body = io.NopCloser(bytes.NewReader(shaped))
-	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(shaped)), nil }
-	req.ContentLength = int64(len(shaped))
-	SetAuthHeaders(req.Header, token, flags.Stream)
-	return nil
-}
-
-// TokenTransport is an http.RoundTripper that prepares every request with
-// the single credential returned by Token.
-type TokenTransport struct {
-	Base  http.RoundTripper // nil means http.DefaultTransport
-	Token func(ctx context.Context) (string, error)
-}
-
-// RoundTrip clones req, prepares the clone for the current token and sends it.
-func (t *TokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	tok, err := t.Token(req.Context())
-	if err != nil {
-		if req.Body != nil {
-			_ = req.Body.Close()
-		}
-		return nil, fmt.Errorf("credential: %w", err)
-	}
-	clone := req.Clone(req.Context())
-	if err := Prepare(clone, tok); err != nil {
-		return nil, err
-	}
-	base := t.Base
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	return base.RoundTrip(clone)
-}
-
-// ErrInvalidParams reports Params that cannot form a valid request.
-var ErrInvalidParams = errors.New("invalid request parameters")
-
-// Params are the parts of a Messages request that chat sets.
-type Params struct {
-	Model     string
-	System    string            // optional system prompt
-	MaxTokens int               // required, > 0
-	Thinking  int               // thinking budget in tokens; 0 disables (else ≥ 1024 and < MaxTokens)
-	Messages  []json.RawMessage // {"role":…, "content":…} objects
-	Tools     json.RawMessage   // optional JSON array of tool definitions
-	Stream    bool
-}
-
-// UserMessage returns a user turn with plain text content.
-func UserMessage(text string) json.RawMessage {
-	return json.RawMessage(`{"role":"user","content":` + quote(text) + `}`)
-}
-
-// Body renders p as a Messages request body (not yet shaped for a token).
-func (p Params) Body() ([]byte, error) {
-	switch {
-	case p.Model == "":
-		return nil, fmt.Errorf("%w: model is required", ErrInvalidParams)
-	case p.MaxTokens <= 0:
-		return nil, fmt.Errorf("%w: max_tokens must be positive", ErrInvalidParams)
-	case p.Thinking != 0 && (p.Thinking < 1024 || p.Thinking >= p.MaxTokens):
-		return nil, fmt.Errorf("%w: thinking budget %d must be ≥ 1024 and < max_tokens %d", ErrInvalidParams, p.Thinking, p.MaxTokens)
-	case len(p.Messages) == 0:
-		return nil, fmt.Errorf("%w: no messages", ErrInvalidParams)
-	}
-	type thinking struct {
-		Type         string `json:"type"`
-		BudgetTokens int    `json:"budget_tokens"`
-	}
-	body := struct {
-		Model     string            `json:"model"`
-		MaxTokens int               `json:"max_tokens"`
-		System    string            `json:"system,omitempty"`
-		Messages  []json.RawMessage `json:"messages"`
-		Tools     json.RawMessage   `json:"tools,omitempty"`
-		Thinking  *thinking         `json:"thinking,omitempty"`
-		Stream    bool              `json:"stream,omitempty"`
-	}{Model: p.Model, MaxTokens: p.MaxTokens, System: p.System, Messages: p.Messages, Tools: p.Tools, Stream: p.Stream}
-	if p.Thinking > 0 {
-		body.Thinking = &thinking{"enabled", p.Thinking}
-	}
-	b, err := json.Marshal(body)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidParams, err)
-	}
-	return b, nil
+	return req.set("messages", objs)
 }

@@ -121,7 +121,7 @@ func TestSetAuthHeaders(t *testing.T) {
 			map[string]string{
 				"Authorization":     "Bearer " + oauthTok,
 				"Anthropic-Beta":    "claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14,context-1m-2025-08-07",
-				"User-Agent":        "claude-cli/" + ClaudeCLIVersion + " (external, cli)",
+				"User-Agent":        "claude-cli/2.1.280 (external, cli)",
 				"X-App":             "cli",
 				"Anthropic-Version": "2023-06-01",
 				"Content-Type":      "application/json",

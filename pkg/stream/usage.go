@@ -21,92 +21,61 @@ type Usage struct {
 	WebFetchRequests  int64 `json:"web_fetch_requests,omitempty"`  // server_tool_use.web_fetch_requests
 }
 
-// price is USD per million tokens.
-type price struct {
-	input, output float64
-}
-
-// Cache multipliers on the input price: write with a 5-minute TTL, write with
-// a 1-hour TTL, read.
-const (
-	cacheWrite5mFactor = 1.25
-	cacheWrite1hFactor = 2.0
-	cacheReadFactor    = 0.1
-	webSearchUSD       = 10.0 / 1000 // per search request
-)
-
-// priceTable returns Anthropic's published list prices per model family
-// (https://www.anthropic.com/pricing, as of 2025-11). The first entry whose
-// substring occurs in the model id wins, so specific families come
-// before general ones. Long-context (>200k) premiums are not modelled.
-func priceTable() []struct {
-	match string
-	p     price
-} {
-	return []struct {
-		match string
-		p     price
-	}{
-		{"opus-4-5", price{5, 25}},
-		{"opus-4.5", price{5, 25}},
-		{"opus", price{15, 75}},  // opus 4.1, 4, 3
-		{"sonnet", price{3, 15}}, // sonnet 4.5, 4, 3.7, 3.5
-		{"haiku-4-5", price{1, 5}},
-		{"haiku-4.5", price{1, 5}},
-		{"3-5-haiku", price{0.80, 4}},
-		{"haiku-3-5", price{0.80, 4}},
-		{"3-haiku", price{0.25, 1.25}},
-	}
-}
-
-func lookupPrice(model string) (price, bool) {
-	m := strings.ToLower(model)
-	for _, e := range priceTable() {
-		if strings.Contains(m, e.match) {
-			return e.p, true
-		}
-	}
-	return price{}, false
-}
-
-// cacheWrites returns the 5m and 1h cache-write token counts; without a split
-// every cache write is billed at the 5-minute rate.
+// cacheWrites splits the cache-write tokens by TTL: the 1-hour writes
+// (usage.cache_creation.ephemeral_1h_input_tokens) and the rest of
+// cache_creation_input_tokens, billed at the 5-minute rate.
 func (u Usage) cacheWrites() (w5m, w1h int64) {
-	if u.CacheCreation5m+u.CacheCreation1h == 0 {
-		return u.CacheCreationInputTokens, 0
-	}
-	return u.CacheCreation5m, u.CacheCreation1h
+	total := max(u.CacheCreationInputTokens, u.CacheCreation5m+u.CacheCreation1h)
+	w1h = min(max(u.CacheCreation1h, 0), total)
+	return total - w1h, w1h
 }
 
-// Cost returns the USD cost of u on model. known is false for a model that
-// is not in the price table.
-func Cost(model string, u Usage) (usd float64, known bool) {
-	p, ok := lookupPrice(model)
-	if !ok {
+// PromptTokens is the prompt size that selects a price tier: input + cache
+// writes + cache reads.
+func (u Usage) PromptTokens() int64 {
+	w5m, w1h := u.cacheWrites()
+	return u.InputTokens + w5m + w1h + u.CacheReadInputTokens
+}
+
+// Cost returns the USD cost of u on model (an id or alias) at list prices:
+// the model's own rates for input, output, 5-minute and 1-hour cache writes
+// and cache reads, the price tier the prompt size selects, and web searches
+// per request. Retired models with known prices are priced. known is false
+// for a model without prices in the table.
+func (s *Service) Cost(model string, u Usage) (usd float64, known bool) {
+	m, _ := s.Resolve(model) // a retired model still has its prices
+	if !m.priced() {
 		return 0, false
 	}
+	p := m.PricesFor(u.PromptTokens())
 	w5m, w1h := u.cacheWrites()
-	mtok := float64(u.InputTokens)*p.input +
-		float64(u.OutputTokens)*p.output +
-		float64(w5m)*p.input*cacheWrite5mFactor +
-		float64(w1h)*p.input*cacheWrite1hFactor +
-		float64(u.CacheReadInputTokens)*p.input*cacheReadFactor
-	return mtok/1e6 + float64(u.WebSearchRequests)*webSearchUSD, true
+	mtok := float64(u.InputTokens)*p.Input +
+		float64(u.OutputTokens)*p.Output +
+		float64(w5m)*p.CacheWrite5m +
+		float64(w1h)*p.CacheWrite1h +
+		float64(u.CacheReadInputTokens)*p.CacheRead
+	return mtok/1e6 + float64(u.WebSearchRequests)*s.d.WebSearchPer1000/1000, true
 }
+
+// Cost is Builtin().Cost.
+func Cost(model string, u Usage) (usd float64, known bool) { return Builtin().Cost(model, u) }
+
+// FormatUsage is Builtin().FormatUsage.
+func FormatUsage(u Usage, model string) string { return Builtin().FormatUsage(u, model) }
 
 // FormatUsage renders the accounting line, e.g.
 // "in 1,234 · out 567 · cache read 2,048 · cache write 0 · $0.0123".
 // The cost is left out when the model's price is unknown.
-func FormatUsage(u Usage, model string) string {
+func (s *Service) FormatUsage(u Usage, model string) string {
 	w5m, w1h := u.cacheWrites()
-	s := "in " + groupDigits(u.InputTokens) +
+	line := "in " + groupDigits(u.InputTokens) +
 		" · out " + groupDigits(u.OutputTokens) +
 		" · cache read " + groupDigits(u.CacheReadInputTokens) +
 		" · cache write " + groupDigits(w5m+w1h)
-	if usd, ok := Cost(model, u); ok {
-		s += " · $" + strconv.FormatFloat(usd, 'f', 4, 64)
+	if usd, ok := s.Cost(model, u); ok {
+		line += " · $" + strconv.FormatFloat(usd, 'f', 4, 64)
 	}
-	return s
+	return line
 }
 
 // groupDigits formats n with comma thousands separators.
