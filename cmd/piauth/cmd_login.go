@@ -152,7 +152,9 @@ func storeLoginPooled(ctx context.Context, opts *loginOptions, entry func(*keyst
 			note = fmt.Sprintf("Key %d/%d (%s) was already pooled; replaced its token.", i+1, len(p.Keys), email)
 		}
 		st := p.State(i)
+		// A new login brings the account back whatever it was marked.
 		st.Refresh, st.Expires, st.Account, st.NeedsReauth, st.Replaces = cred.Refresh, cred.Expires, email, false, ""
+		st.Disabled, st.Revoked = false, false
 		if opts.Label != "" {
 			st.Label = opts.Label
 		}

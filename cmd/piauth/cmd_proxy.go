@@ -2,16 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -19,14 +13,8 @@ import (
 
 	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/piauth/piauth/pkg/proxy"
+	"github.com/piauth/piauth/pkg/rotate"
 )
-
-// proxyKeyFile is the file in the agent dir holding the proxy's client key.
-const proxyKeyFile = "proxy-key"
-
-// proxyKeyPrefix starts every proxy key, so it is never taken for an
-// Anthropic secret.
-const proxyKeyPrefix = "piauth-proxy-"
 
 // proxyOptions are the inputs of `piauth proxy`.
 type proxyOptions struct {
@@ -40,6 +28,10 @@ type proxyOptions struct {
 	// ShowKey prints the proxy key (creating it if needed) and exits.
 	ShowKey bool
 	JSONLog bool // NDJSON request log
+	// AllowOrigins are the browser origins served (--allow-origin).
+	AllowOrigins []string
+	// KeyCmd is the command that prints the proxy key, for the banner.
+	KeyCmd string
 }
 
 func newProxyCmd(f *Factory) *cli.Command {
@@ -52,15 +44,22 @@ pool key, or auth.json's), the OAuth shaping and key rotation; the client's own
 credentials are dropped. Point any Anthropic client at it:
   export ANTHROPIC_BASE_URL=http://127.0.0.1:8787 ANTHROPIC_API_KEY=$(piauth proxy --show-key)
 Clients must present the proxy key (generated on first start, stored 0600 in
-the agent dir as proxy-key) as x-api-key or Authorization: Bearer; one of your
-own Anthropic tokens (what pi sends when logged in) is accepted too, and
-replaced like any client credential. On SIGINT or SIGTERM the proxy stops
-accepting and lets open streams finish (up to 30s).`,
+the agent dir as proxy-key, printed by --show-key and never at start) as
+x-api-key or Authorization: Bearer; your current login's token (auth.json's,
+what pi sends when logged in) is accepted too, and replaced like any client
+credential. Only Host names of this machine (localhost, 127.0.0.1, [::1], the
+listen address) are served, and no web page (Origin header) unless
+--allow-origin names it. A request that already went through a piauth proxy
+gets 508 (PIAUTH_BASE_URL must not lead back to a proxy). At most 64 requests
+run at once (then 529), holding at most 256 MiB of request bodies; an upstream
+SSE event over 16 MiB cuts the stream with an error event. On SIGINT or SIGTERM
+the proxy stops accepting and lets open streams finish (up to 30s).`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: proxy.DefaultAddr, Usage: "listen `ADDRESS`; a non-loopback host exposes your subscription to the network"},
 			&cli.BoolFlag{Name: "no-auth", Usage: "do not require the proxy key (anyone who can reach the port spends your subscription)"},
 			&cli.BoolFlag{Name: "show-key", Usage: "print the proxy key (creating it if needed) and exit"},
 			&cli.BoolFlag{Name: "json-log", Usage: "log one NDJSON object per request on stderr"},
+			&cli.StringSliceFlag{Name: "allow-origin", Usage: "serve browser requests from `ORIGIN` (scheme://host[:port]; repeatable); any other Origin gets 403"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
@@ -72,12 +71,14 @@ accepting and lets open streams finish (up to 30s).`,
 				Client: func(ctx context.Context) (*messagesClient, error) {
 					return f.MessagesClient(ctx, messagesOptions{})
 				},
-				Warnf:   f.warnf,
-				Now:     f.Now,
-				Addr:    c.String("addr"),
-				NoAuth:  c.Bool("no-auth"),
-				ShowKey: c.Bool("show-key"),
-				JSONLog: c.Bool("json-log"),
+				Warnf:        f.warnf,
+				Now:          f.Now,
+				Addr:         c.String("addr"),
+				NoAuth:       c.Bool("no-auth"),
+				ShowKey:      c.Bool("show-key"),
+				JSONLog:      c.Bool("json-log"),
+				AllowOrigins: c.StringSlice("allow-origin"),
+				KeyCmd:       showKeyCmd(c.String("dir")),
 			})
 		},
 	}
@@ -90,8 +91,7 @@ func proxyRun(ctx context.Context, opts *proxyOptions) error {
 	if err != nil {
 		return err
 	}
-	keyPath := filepath.Join(store.Dir(), proxyKeyFile)
-	key, err := loadProxyKey(ctx, keyPath, opts.Warnf)
+	key, err := keystore.ProxyKey(ctx, store.Dir(), opts.Warnf)
 	if err != nil {
 		return err
 	}
@@ -99,12 +99,22 @@ func proxyRun(ctx context.Context, opts *proxyOptions) error {
 		_, err := fmt.Fprintln(opts.IO.Out, key)
 		return err
 	}
-	if _, _, err := net.SplitHostPort(opts.Addr); err != nil {
+	host, _, err := net.SplitHostPort(opts.Addr)
+	if err != nil {
 		return usagef("--addr %q: %v", opts.Addr, err)
+	}
+	for _, o := range opts.AllowOrigins {
+		if !proxy.ValidOrigin(o) {
+			return usagef("--allow-origin %q: want scheme://host[:port] (e.g. http://localhost:3000) or null", o)
+		}
 	}
 	mc, err := opts.Client(ctx)
 	if err != nil {
 		return err
+	}
+	if rt, ok := mc.HTTP.Transport.(*rotate.Transport); ok {
+		// Bound the events rotation peeks at before the first content too.
+		rt.Base = proxy.LimitEventStreams(rt.Base, 0)
 	}
 	if !proxy.IsLoopback(opts.Addr) {
 		opts.Warnf("listening on %s, beyond this machine: anyone who can reach it and has the proxy key spends your subscription", opts.Addr)
@@ -118,105 +128,90 @@ func proxyRun(ctx context.Context, opts *proxyOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := printProxyUsage(opts, ln.Addr(), keyPath, clientKey); err != nil {
+	if proxy.SelfLoop(mc.BaseURL, ln.Addr()) {
+		ln.Close()
+		return usagef("the upstream %s (PIAUTH_BASE_URL) is this proxy's own address %s: every request would loop back to it", mc.BaseURL, ln.Addr())
+	}
+	if err := printProxyUsage(opts, ln.Addr(), keystore.ProxyKeyPath(store.Dir()), clientKey != ""); err != nil {
 		ln.Close()
 		return err
 	}
+	var hosts []string
+	if host != "" && net.ParseIP(host) == nil {
+		hosts = append(hosts, host) // --addr myhost.lan:8787: clients send that name
+	}
 	p := proxy.New(proxy.Options{
-		Client:    mc.HTTP,
-		Upstream:  mc.BaseURL,
-		ClientKey: clientKey,
-		AcceptKey: ownCredential(store),
-		Log:       opts.IO.ErrOut,
-		JSONLog:   opts.JSONLog,
-		Now:       opts.Now,
-		KeyLabel:  mc.KeyLabel,
+		Client:       mc.HTTP,
+		Upstream:     mc.BaseURL,
+		ClientKey:    clientKey,
+		AcceptKey:    loginCredential(store, opts.Now),
+		Log:          opts.IO.ErrOut,
+		JSONLog:      opts.JSONLog,
+		Now:          opts.Now,
+		KeyLabel:     mc.KeyLabel,
+		Hosts:        hosts,
+		AllowOrigins: opts.AllowOrigins,
 	})
 	return p.ServeListener(ctx, ln)
 }
 
-// printProxyUsage prints the listening line first, then how to use the proxy.
-func printProxyUsage(opts *proxyOptions, addr net.Addr, keyPath, clientKey string) error {
+// showKeyCmd is the command printing the proxy key of the agent dir given
+// by --dir ("" = the default one).
+func showKeyCmd(dir string) string {
+	if dir == "" {
+		return "piauth proxy --show-key"
+	}
+	return "piauth --dir " + shellQuote(dir) + " proxy --show-key"
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-~+=:,@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// printProxyUsage prints the listening line first, then how to use the
+// proxy. It never prints the key (a service's stdout is a log): it says
+// where the key is and which command prints it.
+func printProxyUsage(opts *proxyOptions, addr net.Addr, keyPath string, auth bool) error {
 	base := "http://" + addr.String()
 	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
 		base = fmt.Sprintf("http://127.0.0.1:%d", tcp.Port) // what a local client dials
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "listening on http://%s\n", addr)
-	apiKey := clientKey
-	if clientKey == "" {
+	apiKey := "$(" + opts.KeyCmd + ")"
+	if !auth {
 		b.WriteString("access control: off (--no-auth)\n")
 		apiKey = "unused" // SDKs insist on some key
 	} else {
-		fmt.Fprintf(&b, "proxy key: %s (in %s; send it as x-api-key or Authorization: Bearer)\n", clientKey, keyPath)
+		fmt.Fprintf(&b, "proxy key: in %s, printed by `%s`; send it as x-api-key or Authorization: Bearer\n", keyPath, opts.KeyCmd)
 	}
 	fmt.Fprintf(&b, "use it with:\n  export ANTHROPIC_BASE_URL=%s ANTHROPIC_API_KEY=%s\n", base, apiKey)
 	_, err := fmt.Fprint(opts.IO.Out, b.String())
 	return err
 }
 
-// loadProxyKey returns the proxy key stored at path, creating a random one
-// (32 bytes, base64url) on first use. Read and creation happen under the
-// file's lock, so two proxies starting at once agree on one key.
-func loadProxyKey(ctx context.Context, path string, warnf func(string, ...any)) (string, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", fmt.Errorf("proxy key: %w", err)
+// loginCredential accepts, as a client key, the current login's token
+// (auth.json's, unexpired): pi logged in to Anthropic sends it, and whoever
+// holds it can use it without the proxy anyway. Pooled keys are not
+// accepted: a dead or removed one would buy service its holder no longer
+// has. Comparison is exact (hashed, constant time), never by fingerprint.
+func loginCredential(store *keystore.Store, now func() time.Time) func(string) bool {
+	if now == nil {
+		now = time.Now
 	}
-	unlock, err := keystore.Lock(ctx, path, keystore.LockOptions{})
-	if err != nil {
-		return "", fmt.Errorf("proxy key: %w", err)
-	}
-	defer unlock() //nolint:errcheck // the lock directory goes stale anyway
-	data, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		if key := strings.TrimSpace(string(data)); strings.HasPrefix(key, proxyKeyPrefix) && len(key) > len(proxyKeyPrefix)+16 {
-			if info, err := os.Stat(path); err == nil && info.Mode().Perm()&0o077 != 0 {
-				warnf("%s is readable by other users (mode %04o): chmod 600 it", path, info.Mode().Perm())
-			}
-			return key, nil
-		}
-		warnf("%s does not hold a proxy key; generating a new one", path)
-	case !errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("proxy key: %w", err)
-	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return "", fmt.Errorf("proxy key: %w", err)
-	}
-	key := proxyKeyPrefix + base64.RawURLEncoding.EncodeToString(raw)
-	if err := keystore.WriteFileAtomic(path, []byte(key+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("proxy key: %w", err)
-	}
-	return key, nil
-}
-
-// ownCredential accepts, as a client key, a token that is the user's own
-// Anthropic credential (auth.json's or a pooled key): pi logged in to
-// Anthropic sends it, and whoever holds it can use it without the proxy
-// anyway. Comparison is exact (hashed, constant time), never by fingerprint.
-func ownCredential(store *keystore.Store) func(string) bool {
 	return func(presented string) bool {
 		if !strings.HasPrefix(presented, "sk-ant-") {
 			return false
 		}
-		want := sha256.Sum256([]byte(presented))
-		same := func(tok string) bool {
-			h := sha256.Sum256([]byte(tok))
-			return tok != "" && subtle.ConstantTimeCompare(h[:], want[:]) == 1
-		}
-		if c, err := store.Auth(); err == nil && same(c.Token()) {
-			return true
-		}
-		p, err := store.Pool()
-		if err != nil {
+		c, err := store.Auth()
+		if err != nil || c.Token() == "" || c.Expired(now()) {
 			return false
 		}
-		for _, k := range p.Keys {
-			if same(k) {
-				return true
-			}
-		}
-		return false
+		want, got := sha256.Sum256([]byte(c.Token())), sha256.Sum256([]byte(presented))
+		return subtle.ConstantTimeCompare(want[:], got[:]) == 1
 	}
 }

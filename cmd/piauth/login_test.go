@@ -222,6 +222,9 @@ func TestLoginAddToPool(t *testing.T) {
 			seed: []keystore.KeyState{{Label: "other"}, {Label: "mine", Account: "USER1@example.com",
 				NeedsReauth: true, CooldownUntil: cooling, CooldownReason: "rate_limit"}},
 			wantIndex: 1, wantLabel: "mine", wantNote: "Key 2/2 (user1@example.com) was already pooled; replaced its token", wantKeys: 2},
+		{name: "a disabled account's new login brings it back", label: "",
+			seed: []keystore.KeyState{{Label: "other"}, {Label: "mine", Account: "user1@example.com", Disabled: true}},
+			wantIndex: 1, wantLabel: "mine", wantNote: "was already pooled; replaced its token", wantKeys: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -243,7 +246,11 @@ func TestLoginAddToPool(t *testing.T) {
 			assert.Equal(t, "user1@example.com", st.Account)
 			assert.Equal(t, tt.wantLabel, st.Label)
 			assert.False(t, st.NeedsReauth)
-			if len(tt.seed) > 1 {
+			assert.False(t, st.Disabled)
+			if len(tt.seed) > 1 && tt.seed[1].CooldownUntil.IsZero() {
+				assert.True(t, p.Status(tt.wantIndex, time.Now()).State.Usable(), "usable again after the new login")
+			}
+			if len(tt.seed) > 1 && !tt.seed[1].CooldownUntil.IsZero() {
 				assert.True(t, cooling.Equal(st.CooldownUntil), "rate limits are per account: the cooldown stays")
 			}
 			assertNoToken(t, []string{c.Access, c.Refresh}, h.stderr.String())

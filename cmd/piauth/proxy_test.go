@@ -6,11 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -66,7 +68,7 @@ type runningProxy struct {
 // lines (listening line first) for the URL and client key.
 func (e *proxyCmdEnv) startProxyCmd(t *testing.T, args ...string) *runningProxy {
 	t.Helper()
-	f, bufs := newTestFactory("", map[string]string{"ANTHROPIC_BASE_URL": e.url})
+	f, bufs := newTestFactory("", map[string]string{"PIAUTH_BASE_URL": e.url})
 	pr, pw := io.Pipe()
 	f.IO.Out = pw
 	ctx, cancel := context.WithCancel(context.Background())
@@ -81,21 +83,26 @@ func (e *proxyCmdEnv) startProxyCmd(t *testing.T, args ...string) *runningProxy 
 	require.NoError(t, err, "stderr: %s", bufs.Err)
 	require.True(t, strings.HasPrefix(first, "listening on http://"), "first line: %q", first)
 	rp := &runningProxy{stderr: bufs.Err, stop: func() int { cancel(); return <-done }}
+	banner := first
 	for {
 		line, err := br.ReadString('\n')
 		require.NoError(t, err)
+		banner += line
 		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "export "); ok {
-			for _, kv := range strings.Fields(rest) {
-				k, v, _ := strings.Cut(kv, "=")
-				switch k {
-				case "ANTHROPIC_BASE_URL":
-					rp.url = v
-				case "ANTHROPIC_API_KEY":
-					rp.key = v
-				}
-			}
+			url, apiKey, ok := strings.Cut(rest, " ANTHROPIC_API_KEY=")
+			require.True(t, ok, line)
+			rp.url = strings.TrimPrefix(url, "ANTHROPIC_BASE_URL=")
+			rp.key = apiKey
 			break
 		}
+	}
+	if rp.key != "unused" {
+		// The banner says how to get the key but never holds it.
+		keyCmd := "piauth --dir " + e.dir + " proxy --show-key"
+		assert.Equal(t, "$("+keyCmd+")", rp.key)
+		assert.Contains(t, banner, "printed by `"+keyCmd+"`")
+		rp.key = e.showKey(t)
+		assert.NotContains(t, banner, rp.key)
 	}
 	go io.Copy(io.Discard, br) //nolint:errcheck // drain
 	if !strings.HasPrefix(first, "listening on http://0.0.0.0:") {
@@ -104,9 +111,17 @@ func (e *proxyCmdEnv) startProxyCmd(t *testing.T, args ...string) *runningProxy 
 	return rp
 }
 
+// showKey runs `piauth proxy --show-key` in-process and returns the key.
+func (e *proxyCmdEnv) showKey(t *testing.T) string {
+	t.Helper()
+	f, bufs := newTestFactory("", nil)
+	require.Equal(t, 0, run(context.Background(), f, e.args("proxy", "--show-key")), bufs.Err.String())
+	return strings.TrimSpace(bufs.Out.String())
+}
+
 func chatBody(streamed bool) []byte {
 	b, _ := json.Marshal(map[string]any{
-		"model": "claude-sonnet-4-5", "max_tokens": 128, "stream": streamed, "system": "Be terse.",
+		"model": "claude-sonnet-5-5", "max_tokens": 128, "stream": streamed, "system": "Be terse.",
 		"messages": []any{map[string]any{"role": "user", "content": "hi"}},
 	})
 	return b
@@ -138,18 +153,28 @@ func TestProxyShowKey(t *testing.T) {
 	key, _, code := show()
 	require.Equal(t, 0, code)
 	assert.Regexp(t, `^piauth-proxy-[A-Za-z0-9_-]{43}$`, key)
-	info, err := os.Stat(filepath.Join(e.dir, proxyKeyFile))
+	info, err := os.Stat(keystore.ProxyKeyPath(e.dir))
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
 
 	again, _, _ := show()
 	assert.Equal(t, key, again, "the key is generated once")
 
-	require.NoError(t, os.WriteFile(filepath.Join(e.dir, proxyKeyFile), []byte("garbage\n"), 0o600))
+	require.NoError(t, os.WriteFile(keystore.ProxyKeyPath(e.dir), []byte("garbage\n"), 0o600))
 	fresh, stderr, code := show()
 	require.Equal(t, 0, code)
 	assert.NotEqual(t, key, fresh)
 	assert.Contains(t, stderr, "does not hold a proxy key")
+
+	// A key others could read may have leaked: replaced, with a warning.
+	require.NoError(t, os.Chmod(keystore.ProxyKeyPath(e.dir), 0o644))
+	replaced, stderr, code := show()
+	require.Equal(t, 0, code)
+	assert.NotEqual(t, fresh, replaced)
+	assert.Contains(t, stderr, "readable by other users (mode 0644)")
+	info, err = os.Stat(keystore.ProxyKeyPath(e.dir))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
 }
 
 func TestProxyCommandServes(t *testing.T) {
@@ -166,6 +191,8 @@ func TestProxyCommandServes(t *testing.T) {
 	// pi logged in to Anthropic sends the user's own token: accepted, dropped, replaced.
 	assert.Equal(t, 200, proxyPost(t, p.url, false, "Authorization", "Bearer "+e.tok).StatusCode)
 	assert.Equal(t, 401, proxyPost(t, p.url, false, "Authorization", "Bearer "+proxyTok("stranger")).StatusCode)
+	// A request that already went through a piauth proxy: a loop.
+	assert.Equal(t, 508, proxyPost(t, p.url, false, "X-Piauth-Proxy-Hop", "1").StatusCode)
 
 	resp := proxyPost(t, p.url, true, "Authorization", "Bearer "+p.key)
 	require.Equal(t, 200, resp.StatusCode)
@@ -175,7 +202,7 @@ func TestProxyCommandServes(t *testing.T) {
 
 	require.Equal(t, 0, p.stop())
 	log := p.stderr.String()
-	assert.Equal(t, 6, strings.Count(log, `"/v1/messages"`), log)
+	assert.Equal(t, 7, strings.Count(log, `"/v1/messages"`), log)
 	assert.Contains(t, log, "key="+keystore.Mask(e.tok))
 	assert.NotContains(t, log, e.tok)
 	assert.NotContains(t, log, p.key)
@@ -238,6 +265,8 @@ func TestProxyCommandErrors(t *testing.T) {
 		{name: "not logged in", logout: true, code: 3, wantErr: "not logged in"},
 		{name: "bad address", args: []string{"--addr", "nonsense"}, code: 2, wantErr: "--addr"},
 		{name: "arguments", args: []string{"extra"}, code: 2, wantErr: "no arguments"},
+		{name: "origin with a path", args: []string{"--allow-origin", "http://localhost:3000/app"}, code: 2, wantErr: "--allow-origin"},
+		{name: "origin without scheme", args: []string{"--allow-origin", "localhost:3000"}, code: 2, wantErr: "--allow-origin"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -245,7 +274,7 @@ func TestProxyCommandErrors(t *testing.T) {
 			if tt.logout {
 				require.NoError(t, os.Remove(filepath.Join(e.dir, keystore.AuthFileName)))
 			}
-			f, bufs := newTestFactory("", map[string]string{"ANTHROPIC_BASE_URL": e.url})
+			f, bufs := newTestFactory("", map[string]string{"PIAUTH_BASE_URL": e.url})
 			code := run(context.Background(), f, e.args(append([]string{"proxy"}, tt.args...)...))
 			assert.Equal(t, tt.code, code, bufs.Err.String())
 			assert.Contains(t, bufs.Err.String(), tt.wantErr)
@@ -320,7 +349,7 @@ func TestProxyProcessSIGTERMFinishesStream(t *testing.T) {
 	e := newProxyCmdEnv(t, emulator.Options{Scenario: &emulator.Scenario{Reply: emulator.Reply{EventDelayMS: 1}}, Sleep: g.Sleep})
 
 	cmd := exec.Command(bin, e.args("proxy", "--addr", "127.0.0.1:0")[1:]...)
-	cmd.Env = append(os.Environ(), "ANTHROPIC_BASE_URL="+e.url, "NO_COLOR=1")
+	cmd.Env = append(os.Environ(), "PIAUTH_BASE_URL="+e.url, "NO_COLOR=1")
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	stderrPipe, err := cmd.StderrPipe()
@@ -333,7 +362,7 @@ func TestProxyProcessSIGTERMFinishesStream(t *testing.T) {
 	first, err := br.ReadString('\n')
 	require.NoError(t, err, "stderr: %s", stderr)
 	base := strings.TrimSpace(strings.TrimPrefix(first, "listening on "))
-	keyPath := filepath.Join(e.dir, proxyKeyFile)
+	keyPath := keystore.ProxyKeyPath(e.dir)
 	key, err := os.ReadFile(keyPath)
 	require.NoError(t, err)
 	go io.Copy(io.Discard, br) //nolint:errcheck // drain
@@ -361,4 +390,98 @@ func TestProxyProcessSIGTERMFinishesStream(t *testing.T) {
 	require.NoError(t, cmd.Wait(), "stderr: %s", stderr)
 	assert.Equal(t, 0, cmd.ProcessState.ExitCode())
 	assert.NotContains(t, stderr.String(), e.tok)
+}
+
+// Only the current login's token is accepted besides the proxy key: not a
+// pooled key (a dead or removed one would buy service), not an expired login.
+func TestProxyCommandAcceptsOnlyTheLogin(t *testing.T) {
+	tests := []struct {
+		name    string
+		expired bool
+		present func(e *proxyCmdEnv) string
+		status  int
+	}{
+		{name: "the login", present: func(e *proxyCmdEnv) string { return e.tok }, status: 200},
+		{name: "a pooled key", present: func(*proxyCmdEnv) string { return proxyTok("pooled-a") }, status: 401},
+		{name: "the login, expired", expired: true, present: func(e *proxyCmdEnv) string { return e.tok }, status: 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newProxyCmdEnv(t, emulator.Options{})
+			store, err := keystore.Open(keystore.Options{Dir: e.dir, Mode: keystore.ModeOff})
+			require.NoError(t, err)
+			_, err = store.UpdatePool(context.Background(), func(p *keystore.Pool) error {
+				p.Add(proxyTok("pooled-a"), keystore.KeyState{})
+				p.Add(proxyTok("pooled-b"), keystore.KeyState{})
+				return nil
+			})
+			require.NoError(t, err)
+			if tt.expired {
+				require.NoError(t, store.UpdateAuth(context.Background(), func(c *keystore.Credential) (*keystore.Credential, error) {
+					c.Expires = time.Now().Add(-time.Hour).UnixMilli()
+					return c, nil
+				}))
+			}
+			p := e.startProxyCmd(t)
+			resp := proxyPost(t, p.url, false, "Authorization", "Bearer "+tt.present(e))
+			assert.Equal(t, tt.status, resp.StatusCode)
+			require.Equal(t, 0, p.stop())
+		})
+	}
+}
+
+// --allow-origin lets one web origin in (with CORS headers); every other
+// Origin and every foreign Host is refused even with --no-auth.
+func TestProxyCommandOriginAndHost(t *testing.T) {
+	e := newProxyCmdEnv(t, emulator.Options{})
+	p := e.startProxyCmd(t, "--no-auth", "--allow-origin", "http://localhost:3000")
+	tests := []struct {
+		name, origin, host string
+		status             int
+	}{
+		{name: "no origin", status: 200},
+		{name: "allowed origin", origin: "http://localhost:3000", status: 200},
+		{name: "other origin", origin: "https://evil.example", status: 403},
+		{name: "rebound host", host: "evil.example", status: 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, p.url+"/v1/messages", bytes.NewReader(chatBody(false)))
+			require.NoError(t, err)
+			req.Header.Set("content-type", "application/json")
+			req.Header.Set("anthropic-version", "2023-06-01")
+			if tt.origin != "" {
+				req.Header.Set("Origin", tt.origin)
+			}
+			if tt.host != "" {
+				req.Host = tt.host
+			}
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			assert.Equal(t, tt.status, resp.StatusCode)
+			if tt.status == 200 && tt.origin != "" {
+				assert.Equal(t, tt.origin, resp.Header.Get("Access-Control-Allow-Origin"))
+			}
+		})
+	}
+	assert.Zero(t, p.stop())
+}
+
+// An upstream that is the proxy's own address is refused at start.
+func TestProxyCommandRefusesSelfLoop(t *testing.T) {
+	for _, host := range []string{"127.0.0.1", "localhost"} {
+		t.Run(host, func(t *testing.T) {
+			ln, err := net.Listen("tcp4", "127.0.0.1:0")
+			require.NoError(t, err)
+			port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+			require.NoError(t, ln.Close())
+			e := newProxyCmdEnv(t, emulator.Options{})
+			f, bufs := newTestFactory("", map[string]string{"PIAUTH_BASE_URL": "http://" + host + ":" + port})
+			code := run(context.Background(), f, e.args("proxy", "--addr", "127.0.0.1:"+port))
+			assert.Equal(t, 2, code, bufs.Err.String())
+			assert.Contains(t, bufs.Err.String(), "is this proxy's own address")
+			assert.NotContains(t, bufs.Out.String(), "listening on")
+		})
+	}
 }

@@ -20,3 +20,9 @@ func newTestFactory(stdin string, env map[string]string) (*Factory, *IOBuffers) 
 		HTTPClient: &http.Client{Timeout: 30 * time.Second},
 	}, &IOBuffers{Out: out, Err: errOut}
 }
+
+// testIO returns streams backed by buffers; stdin reads from in.
+func testIO(in string) (ios *IOStreams, stdout, stderr *bytes.Buffer) {
+	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	return &IOStreams{In: bytes.NewBufferString(in), Out: stdout, ErrOut: stderr}, stdout, stderr
+}

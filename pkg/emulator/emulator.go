@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/piauth/piauth/internal/secret"
+	"github.com/piauth/piauth/internal/when"
 )
 
 // DefaultClientID is the OAuth client id of Claude Code, the only one the
@@ -118,7 +119,7 @@ func New(opts Options) *Emulator {
 		opts.Rand = rand.Reader
 	}
 	if opts.Sleep == nil {
-		opts.Sleep = sleep
+		opts.Sleep = when.Sleep
 	}
 	sc := opts.Scenario
 	if sc == nil {

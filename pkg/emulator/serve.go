@@ -49,15 +49,3 @@ func (e *Emulator) ServeListener(ctx context.Context, ln net.Listener) error {
 	}
 	return nil
 }
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}

@@ -36,7 +36,7 @@ func errorJSON(typ, msg string) []byte {
 // fail answers with status and an error in Anthropic's shape, and records it.
 func (p *Proxy) fail(w http.ResponseWriter, rec *record, status int, typ, msg string) {
 	rec.Status, rec.Error = status, typ
-	body := errorJSON(typ, msg)
+	body := errorJSON(typ, maskString(msg)) // an upstream error may quote a token
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))

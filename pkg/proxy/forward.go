@@ -7,21 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"github.com/piauth/piauth/internal/secret"
 	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/piauth/piauth/pkg/stream"
 )
 
-const (
-	// maxErrorBody caps an upstream error answer passed to the client.
-	maxErrorBody = 1 << 20
-	// maxMessageBody caps a non-streamed upstream answer.
-	maxMessageBody = 64 << 20
-)
+// maxErrorBody caps an upstream error answer passed to the client.
+const maxErrorBody = 1 << 20
 
 // keepRequestHeader reports whether a client request header goes upstream.
 // Credentials, hop-by-hop and all other headers are dropped; the transport
@@ -47,27 +43,18 @@ func keepResponseHeader(canonical string) bool {
 // forward sends the client's request upstream through the credentialed
 // client and passes the answer back.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rec *record) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.opts.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			p.fail(w, rec, http.StatusRequestEntityTooLarge, "request_too_large",
-				"Request exceeds the maximum allowed number of bytes ("+strconv.FormatInt(tooBig.Limit, 10)+").")
-		case r.Context().Err() != nil:
-			rec.Status, rec.Error = statusClientClosed, "client_closed"
-		default:
-			p.fail(w, rec, http.StatusBadRequest, "invalid_request_error", "read request body: "+err.Error())
-		}
+	body, ok := p.readBody(w, r, rec)
+	if !ok {
 		return
 	}
+	defer body.release()
 	target := p.opts.Upstream + r.URL.Path
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
 	}
 	// The body is a bytes.Reader, so GetBody is set: a rotating transport
 	// replays it for each key.
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, target, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, target, bytes.NewReader(body.data))
 	if err != nil {
 		p.fail(w, rec, http.StatusBadGateway, "api_error", "piauth proxy: build upstream request: "+err.Error())
 		return
@@ -76,6 +63,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rec *record) {
 		if keepRequestHeader(name) {
 			req.Header[name] = vs
 		}
+	}
+	if p.addHop {
+		req.Header.Set(HopHeader, "1")
 	}
 	resp, err := p.opts.Client.Do(req)
 	if err != nil {
@@ -92,7 +82,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rec *record) {
 	var tools *stream.ToolNames
 	toolNames := func() *stream.ToolNames { // parsed only when a mapped name shows up
 		if tools == nil {
-			tools = stream.ToolNamesFor(body)
+			tools = stream.ToolNamesFor(body.data)
 		}
 		return tools
 	}
@@ -122,11 +112,6 @@ func upstreamKey(req *http.Request) string {
 	return keystore.Mask(tok)
 }
 
-func isEventStream(contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && mt == "text/event-stream"
-}
-
 // passError passes an upstream error answer (status, body and the useful
 // headers already copied) to the client.
 func (p *Proxy) passError(w http.ResponseWriter, resp *http.Response, rec *record) {
@@ -135,6 +120,8 @@ func (p *Proxy) passError(w http.ResponseWriter, resp *http.Response, rec *recor
 	if err != nil && len(data) == 0 {
 		data = errorJSON(rec.Error, "piauth proxy: read upstream error: "+err.Error())
 	}
+	// Verbatim but for tokens: clients substring-match error bodies.
+	data = maskAll(data)
 	ct := resp.Header.Get("Content-Type")
 	if ct == "" {
 		ct = "application/json"
@@ -156,7 +143,11 @@ func errorType(data []byte) string {
 
 // passJSON passes a non-streamed answer, with tool names mapped back.
 func (p *Proxy) passJSON(w http.ResponseWriter, r *http.Request, resp *http.Response, tools func() *stream.ToolNames, rec *record) {
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxMessageBody))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxMessageBody+1))
+	if err == nil && len(data) > maxMessageBody {
+		p.fail(w, rec, http.StatusBadGateway, "api_error", "piauth proxy: upstream answer exceeds "+mib(maxMessageBody)+", the proxy's limit")
+		return
+	}
 	if err != nil {
 		if r.Context().Err() != nil {
 			rec.Status, rec.Error = statusClientClosed, "client_closed"
@@ -233,7 +224,7 @@ func (p *Proxy) passStream(w http.ResponseWriter, r *http.Request, resp *http.Re
 
 	rc := http.NewResponseController(w)
 	out := bufio.NewWriterSize(w, 32<<10)
-	body := &flushingReader{r: resp.Body, flush: func() error {
+	body := &flushingReader{r: &eventLimitReader{r: resp.Body, max: p.opts.MaxEventBytes}, flush: func() error {
 		if err := out.Flush(); err != nil {
 			return err
 		}
@@ -256,6 +247,7 @@ func (p *Proxy) passStream(w http.ResponseWriter, r *http.Request, resp *http.Re
 			stopped = true
 		case "error":
 			rec.Error = errorType(data)
+			data = maskAll(data)
 		}
 		writeEvent(out, ev.Name, data)
 	}
@@ -264,9 +256,13 @@ func (p *Proxy) passStream(w http.ResponseWriter, r *http.Request, resp *http.Re
 	case body.clientErr != nil || err != nil && r.Context().Err() != nil:
 		rec.Error = "client_closed"
 		return
+	case errors.Is(err, ErrEventTooLarge):
+		rec.Error = "event_too_large"
+		writeEvent(out, "error", errorJSON("api_error", "piauth proxy: an upstream event exceeds "+
+			mib(int64(p.opts.MaxEventBytes))+", the proxy's limit; the stream was cut"))
 	case err != nil:
 		rec.Error = "api_error"
-		writeEvent(out, "error", errorJSON("api_error", "piauth proxy: upstream stream broke: "+err.Error()))
+		writeEvent(out, "error", errorJSON("api_error", maskString("piauth proxy: upstream stream broke: "+err.Error())))
 	case !stopped && rec.Error == "":
 		rec.Error = "truncated"
 	}
@@ -308,4 +304,82 @@ func writeEvent(w *bufio.Writer, name string, data []byte) {
 		data = rest
 	}
 	w.WriteByte('\n')
+}
+
+// maskAll masks every Anthropic token in data (secret.MaskAll), leaving the
+// rest byte for byte.
+func maskAll(data []byte) []byte {
+	if !bytes.Contains(data, []byte("sk-ant")) {
+		return data
+	}
+	return []byte(secret.MaskAll(string(data)))
+}
+
+// maskString is maskAll for a message.
+func maskString(s string) string { return secret.MaskAll(s) }
+
+// clientBody is a request body read whole, holding its share of the body
+// budget until release.
+type clientBody struct {
+	data []byte
+	br   *budgetReader
+}
+
+func (b *clientBody) release() { b.br.release() }
+
+// readBody reads the client's body within Options.MaxBodyBytes (413
+// beyond) and the shared body budget (529 when spent). ok is false when it
+// answered.
+func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request, rec *record) (body *clientBody, ok bool) {
+	limit := p.opts.MaxBodyBytes
+	if r.ContentLength > limit {
+		p.fail(w, rec, http.StatusRequestEntityTooLarge, "request_too_large",
+			"Request exceeds the maximum allowed number of bytes ("+strconv.FormatInt(limit, 10)+").")
+		return nil, false
+	}
+	br := &budgetReader{r: http.MaxBytesReader(w, r.Body, limit), sem: p.bodies}
+	if r.ContentLength > 0 {
+		if !p.bodies.TryAcquire(r.ContentLength) {
+			p.busy(w, rec, "request bodies in flight fill the proxy's "+mib(p.opts.MaxBodyBytesInFlight))
+			return nil, false
+		}
+		br.held = r.ContentLength
+	}
+	buf := make([]byte, 0, max(r.ContentLength, 512)+1)
+	data, err := readAllInto(buf, br)
+	if err == nil {
+		return &clientBody{data: data, br: br}, true
+	}
+	br.release()
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		p.fail(w, rec, http.StatusRequestEntityTooLarge, "request_too_large",
+			"Request exceeds the maximum allowed number of bytes ("+strconv.FormatInt(tooBig.Limit, 10)+").")
+	case errors.Is(err, errBodyBudget):
+		p.busy(w, rec, "request bodies in flight fill the proxy's "+mib(p.opts.MaxBodyBytesInFlight))
+	case r.Context().Err() != nil:
+		rec.Status, rec.Error = statusClientClosed, "client_closed"
+	default:
+		p.fail(w, rec, http.StatusBadRequest, "invalid_request_error", "read request body: "+err.Error())
+	}
+	return nil, false
+}
+
+// readAllInto is io.ReadAll appending to buf (sized from Content-Length,
+// so a body of known length is read without regrowing).
+func readAllInto(buf []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }

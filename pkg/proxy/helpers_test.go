@@ -114,7 +114,7 @@ func newEnv(t testing.TB, emuOpts emulator.Options, tok string, opts proxy.Optio
 func messagesBody(t testing.TB, streamed bool, mod func(map[string]any)) []byte {
 	t.Helper()
 	m := map[string]any{
-		"model":      "claude-sonnet-4-5",
+		"model":      "claude-sonnet-5-5",
 		"max_tokens": 256,
 		"system":     "Be terse.",
 		"messages":   []any{map[string]any{"role": "user", "content": "hi"}},

@@ -15,9 +15,12 @@ import (
 	"crypto/subtle"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 const (
@@ -65,14 +68,38 @@ type Options struct {
 	// ShutdownTimeout bounds the graceful shutdown of Serve
 	// (DefaultShutdownTimeout when 0).
 	ShutdownTimeout time.Duration
+	// Hosts are Host names served besides localhost, 127.0.0.1 and ::1
+	// (ServeListener adds the listen host); any other Host gets 403.
+	Hosts []string
+	// AllowOrigins are the browser origins ("http://localhost:3000") whose
+	// requests are served, with CORS headers; a request with any other
+	// Origin header gets 403.
+	AllowOrigins []string
+	// MaxInFlight caps the requests forwarded at once (DefaultMaxInFlight
+	// when 0); one more gets 529.
+	MaxInFlight int
+	// MaxBodyBytesInFlight caps the request body bytes held by all requests
+	// together (DefaultMaxBodyBytesInFlight when 0, at least MaxBodyBytes).
+	MaxBodyBytesInFlight int64
+	// MaxEventBytes caps one upstream SSE event (DefaultMaxEventBytes when 0).
+	MaxEventBytes int
+	// MaxConns caps the client connections ServeListener keeps open at once
+	// (DefaultMaxConns when 0).
+	MaxConns int
 }
 
 // Proxy is the http.Handler serving the proxied Messages API. Create it with
 // New; it is safe for concurrent use.
 type Proxy struct {
-	opts    Options
-	keyHash [sha256.Size]byte
-	logMu   sync.Mutex
+	opts      Options
+	keyHash   [sha256.Size]byte
+	logMu     sync.Mutex
+	hosts     []string            // Host names served
+	anyIPHost bool                // listening on a wildcard address: any IP literal Host
+	origins   map[string]struct{} // normalised AllowOrigins
+	inFlight  chan struct{}       // MaxInFlight slots
+	bodies    *semaphore.Weighted // MaxBodyBytesInFlight
+	addHop    bool                // send HopHeader upstream
 }
 
 // New returns a Proxy configured by opts.
@@ -89,8 +116,34 @@ func New(opts Options) *Proxy {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
+	}
+	if opts.MaxBodyBytesInFlight <= 0 {
+		opts.MaxBodyBytesInFlight = DefaultMaxBodyBytesInFlight
+	}
+	opts.MaxBodyBytesInFlight = max(opts.MaxBodyBytesInFlight, opts.MaxBodyBytes)
+	if opts.MaxEventBytes <= 0 {
+		opts.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = DefaultMaxConns
+	}
 	opts.Upstream = strings.TrimRight(opts.Upstream, "/")
-	p := &Proxy{opts: opts}
+	p := &Proxy{
+		opts:     opts,
+		hosts:    append([]string(nil), loopbackHosts...),
+		origins:  map[string]struct{}{},
+		inFlight: make(chan struct{}, opts.MaxInFlight),
+		bodies:   semaphore.NewWeighted(opts.MaxBodyBytesInFlight),
+		addHop:   !strings.EqualFold(opts.Upstream, OfficialAPI),
+	}
+	for _, h := range opts.Hosts {
+		p.hosts = append(p.hosts, hostName(h))
+	}
+	for _, o := range opts.AllowOrigins {
+		p.origins[normOrigin(o)] = struct{}{}
+	}
 	if opts.ClientKey != "" {
 		p.keyHash = sha256.Sum256([]byte(opts.ClientKey))
 	}
@@ -108,10 +161,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.log(rec)
 	}()
 
+	if p.guard(w, r, rec) {
+		return
+	}
 	switch r.URL.Path {
 	case messagesPath, countTokensPath:
 	default:
 		p.fail(w, rec, http.StatusNotFound, "not_found_error", "Not found: "+r.URL.Path)
+		return
+	}
+	if p.preflight(w, r, rec) {
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -124,6 +183,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, rec, http.StatusUnauthorized, "authentication_error", msg)
 		return
 	}
+	if !p.acquire() {
+		p.busy(w, rec, strconv.Itoa(p.opts.MaxInFlight)+" requests in flight, the proxy's limit")
+		return
+	}
+	defer p.releaseSlot()
 	p.forward(w, r, rec)
 }
 

@@ -42,8 +42,19 @@ func (p *Proxy) Serve(ctx context.Context, addr string, stdout io.Writer) error 
 // finish for up to Options.ShutdownTimeout, and only then cuts what is left.
 // Request contexts do not derive from ctx, so cancelling ctx does not cancel
 // them. It closes ln and returns nil after a clean shutdown.
+//
+// It also serves the listen host as a Host name (any IP literal for a
+// wildcard address) and caps open connections at Options.MaxConns; call it
+// before the Proxy serves requests elsewhere.
 func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener) error {
-	err := serve.Run(ctx, ln, p, serve.Options{
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok {
+		if tcp.IP.IsUnspecified() {
+			p.anyIPHost = true
+		} else {
+			p.hosts = append(p.hosts, hostName(tcp.IP.String()))
+		}
+	}
+	err := serve.Run(ctx, newLimitListener(ln, p.opts.MaxConns), p, serve.Options{
 		Grace:  p.opts.ShutdownTimeout,
 		Finish: true,
 		OnShutdown: func() {

@@ -15,34 +15,8 @@
 // on it.
 package stream
 
-import "strings"
+import "github.com/piauth/piauth/internal/secret"
 
-// KeyKind says how a credential authenticates against the Messages API.
-type KeyKind int
-
-const (
-	// KindOAuth is a Claude Pro/Max OAuth access token (sk-ant-oat…).
-	KindOAuth KeyKind = iota
-	// KindAPIKey is a Console API key (sk-ant-api…).
-	KindAPIKey
-)
-
-// String returns "oauth" or "api-key".
-func (k KeyKind) String() string {
-	if k == KindAPIKey {
-		return "api-key"
-	}
-	return "oauth"
-}
-
-// KindOf classifies a token by prefix: sk-ant-api… is an API key, anything
-// else is treated as an OAuth access token.
-func KindOf(token string) KeyKind {
-	if strings.HasPrefix(token, "sk-ant-api") {
-		return KindAPIKey
-	}
-	return KindOAuth
-}
-
-// IsOAuth reports whether token is an OAuth access token (see KindOf).
-func IsOAuth(token string) bool { return KindOf(token) == KindOAuth }
+// IsOAuth reports whether token is an OAuth access token: anything but a
+// Console API key (sk-ant-api…), by the one rule of secret.KindOf.
+func IsOAuth(token string) bool { return secret.KindOf(token) == secret.KindOAuth }

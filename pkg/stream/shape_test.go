@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/piauth/piauth/internal/secret"
 	redact "github.com/piauth/piauth/internal/secret"
 )
 
@@ -164,7 +165,7 @@ func TestTokenTransport(t *testing.T) {
 		Messages: []json.RawMessage{UserMessage("hi")}, Tools: json.RawMessage(`[{"name":"calc"}]`), Stream: true}.Body()
 	require.NoError(t, err)
 	for _, tok := range []string{oauthTok, apiTok} {
-		t.Run(KindOf(tok).String(), func(t *testing.T) {
+		t.Run(string(secret.KindOf(tok)), func(t *testing.T) {
 			req, err := NewRequest(context.Background(), srv.URL+"/", body)
 			require.NoError(t, err)
 			client := &http.Client{Transport: &TokenTransport{Token: func(context.Context) (string, error) { return tok, nil }}}
