@@ -11,7 +11,9 @@
 #   1. go test -v -run '^TestReliability' ./cmd/piauth/ with
 #      PIAUTH_RELIABILITY_FULL=1 (64 concurrent writers, 200 SIGKILLed writers,
 #      the malformed-input corpus, the token-leak flow, the 16-process refresh
-#      race, the silent D-Bus hang, the loopback bind checks). Each test logs
+#      race, the silent D-Bus hang, the loopback bind checks, `key sync` with
+#      the pool file gone, token endpoint redirects, commands run with no
+#      session bus). Each test logs
 #      its figure as "result NAME VALUE". The same tests run at -short sizes
 #      in scripts/test.sh.
 #   2. go test -fuzz for FuzzDecoder, FuzzAccumulator (pkg/stream),
@@ -73,7 +75,11 @@ fuzz_crashers eq 0
 token_leaks eq 0
 refresh_race_calls eq 1
 keyring_hang_seconds le 4
-callback_bind_nonloopback eq 0'
+callback_bind_nonloopback eq 0
+keyring_items_lost_on_sync eq 0
+tokens_sent_after_redirect eq 0
+daemons_spawned eq 0
+peak_rss_mb_on_200mb_line le 100'
 
 while read -r name op bound; do
   value=$(awk -v n="$name" '$2 == n { v = $3 } END { print v }' "$work/results")

@@ -94,6 +94,10 @@ func globalFlags(f *Factory) []cli.Flag {
 			Name:  "no-color",
 			Usage: "disable colour [$NO_COLOR]",
 		},
+		&cli.StringFlag{
+			Name:  "timeout",
+			Usage: "give up on a silent server after `DURATION` (first byte, and silence in a stream; default 5m, token endpoint 30s) [$PIAUTH_TIMEOUT]",
+		},
 	}
 }
 
@@ -106,10 +110,17 @@ func applyGlobalFlags(f *Factory, c *cli.Context) error {
 	f.KeyringMode = strings.ToLower(mode)
 	switch f.KeyringMode {
 	case "":
-		f.KeyringMode = "auto"
+		m, err := f.configKeyringMode()
+		if err != nil {
+			return err
+		}
+		f.KeyringMode = m
 	case "auto", "on", "off":
 	default:
 		return usagef("--keyring must be auto, on or off, not %q", mode)
+	}
+	if c.IsSet("timeout") {
+		f.TimeoutFlag = c.String("timeout")
 	}
 	f.NoColor = c.Bool("no-color") || f.Getenv("NO_COLOR") != ""
 	if f.NoColor {
@@ -136,7 +147,11 @@ func run(ctx context.Context, f *Factory, args []string) (code int) {
 		err = app.RunContext(ctx, args)
 	}
 	code = exitCode(err)
-	if err != nil && err.Error() != "" {
+	switch {
+	case err == nil || err.Error() == "":
+	case err == context.Canceled: // Ctrl-C with nothing more to say
+		fmt.Fprintln(f.IO.ErrOut, "piauth: interrupted")
+	default:
 		fmt.Fprintf(f.IO.ErrOut, "piauth: %s\n", err)
 	}
 	return code

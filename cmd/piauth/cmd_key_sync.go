@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -29,12 +30,18 @@ func newKeySyncCmd(f *Factory) *cli.Command {
 }
 
 // keySyncRun writes missing or outdated keyring items and deletes stale ones.
+// A missing or empty key-rotation.json deletes nothing: the error says how to
+// restore the file from the keyring.
 func keySyncRun(ctx context.Context, opts *keySyncOptions) error {
 	store, err := opts.Store()
 	if err != nil {
 		return err
 	}
 	written, removed, err := store.SyncKeyring(ctx)
+	if errors.Is(err, keystore.ErrPoolGone) {
+		return fmt.Errorf("sync keyring: %w\n  to rebuild %s from the keyring: piauth key restore\n  to drop keys from the keyring on purpose: restore, then piauth key remove",
+			err, store.PoolPath())
+	}
 	if err != nil {
 		return fmt.Errorf("sync keyring: %w", err)
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"path/filepath"
+
 	"github.com/piauth/piauth/pkg/keystore"
 )
 
@@ -26,6 +28,7 @@ func (f *Factory) Store() (*keystore.Store, error) {
 		Service: f.Getenv("PIAUTH_KEYRING_SERVICE"),
 		Warn:    f.IO.ErrOut,
 		Now:     f.Now,
+		Getenv:  f.Getenv, // the session-bus check: never start a D-Bus daemon
 	})
 	if err != nil {
 		return nil, err
@@ -37,4 +40,23 @@ func (f *Factory) Store() (*keystore.Store, error) {
 // agentDir resolves --dir / PI_CODING_AGENT_DIR / ~/.pi/agent.
 func (f *Factory) agentDir() (string, error) {
 	return keystore.ResolveDir(f.Dir, f.Getenv)
+}
+
+// configKeyringMode is the keyring mode of piauth's config.json
+// ($XDG_CONFIG_HOME/piauth/config.json, e.g. {"keyring": "off"}), "auto"
+// when the file or the setting is absent. Precedence: --keyring, then
+// PIAUTH_KEYRING, then the file, then auto.
+func (f *Factory) configKeyringMode() (string, error) {
+	dir, err := keystore.ResolveConfigDir(f.Getenv)
+	if err != nil {
+		return "auto", nil // no home: nothing to read
+	}
+	cfg, err := keystore.ReadConfig(filepath.Join(dir, keystore.ConfigFileName))
+	if err != nil {
+		return "", err
+	}
+	if m, ok := cfg.KeyringMode(); ok {
+		return m.String(), nil
+	}
+	return "auto", nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"net/http"
+	"os"
 	"time"
 )
 
@@ -15,7 +16,7 @@ func newTestFactory(stdin string, env map[string]string) (*Factory, *IOBuffers) 
 	ios, out, errOut := testIO(stdin)
 	return &Factory{
 		IO:         ios,
-		Getenv:     func(k string) string { return env[k] },
+		Getenv:     testGetenv(env),
 		Now:        time.Now,
 		HTTPClient: &http.Client{Timeout: 30 * time.Second},
 	}, &IOBuffers{Out: out, Err: errOut}
@@ -25,4 +26,21 @@ func newTestFactory(stdin string, env map[string]string) (*Factory, *IOBuffers) 
 func testIO(in string) (ios *IOStreams, stdout, stderr *bytes.Buffer) {
 	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
 	return &IOStreams{In: bytes.NewBufferString(in), Out: stdout, ErrOut: stderr}, stdout, stderr
+}
+
+// testGetenv is env as a Getenv, plus the test process's own session bus
+// (DBUS_SESSION_BUS_ADDRESS, XDG_RUNTIME_DIR) unless env sets them: keyring
+// tests reach the throwaway Secret Service scripts/test.sh started, and the
+// store's bus check sees the bus that is really there.
+func testGetenv(env map[string]string) func(string) string {
+	return func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		switch k {
+		case "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR":
+			return os.Getenv(k)
+		}
+		return ""
+	}
 }

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -128,4 +131,65 @@ func TestTokenSingleFlightProcesses(t *testing.T) {
 	assert.EqualValues(t, 1, env.emu.Stats().Refreshes)
 	assert.Zero(t, env.emu.Stats().RejectedRefreshes)
 	assert.True(t, env.usable(t, c.Access))
+}
+
+// A forced refresh must renew the token or fail: a refresh that cannot
+// reach the token endpoint exits non-zero with nothing on stdout, even though
+// the current token is still valid.
+func TestTokenForcedRefreshFailure(t *testing.T) {
+	env := newAuthEnv(t)
+	access := authToken("oat", "ff")
+	env.writeAuth(t, oauthCred(access, authToken("ort", "ff"), time.Now().Add(time.Hour)))
+	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(dead.Close)
+	f, bufs := newTestFactory("", map[string]string{"PIAUTH_TOKEN_URL": dead.URL + "/v1/oauth/token", "PIAUTH_BASE_URL": env.url})
+	code := run(context.Background(), f, []string{"piauth", "--dir", env.dir, "--keyring", "off", "token", "--refresh"})
+	assert.Equal(t, exitError, code, bufs.Err.String())
+	assert.Empty(t, bufs.Out.String(), "no token on stdout")
+	assert.Contains(t, bufs.Err.String(), "the refresh did not renew the token")
+	assertNoToken(t, []string{access}, bufs.Err.String())
+
+	// Without --refresh the valid token is still handed out.
+	f, bufs = newTestFactory("", map[string]string{"PIAUTH_TOKEN_URL": dead.URL + "/v1/oauth/token"})
+	code = run(context.Background(), f, []string{"piauth", "--dir", env.dir, "--keyring", "off", "token"})
+	assert.Equal(t, 0, code, bufs.Err.String())
+	assert.Equal(t, access+"\n", bufs.Out.String())
+}
+
+// Ctrl-C during `piauth token --refresh` (a token endpoint that never
+// answers): exit 130 and nothing on stdout, in a real process.
+func TestTokenRefreshInterrupted(t *testing.T) {
+	env := newAuthEnv(t)
+	env.writeAuth(t, oauthCred(authToken("oat", "ctrlc"), authToken("ort", "ctrlc"), time.Now().Add(time.Hour)))
+	arrived, done := make(chan struct{}, 1), make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		select {
+		case <-r.Context().Done():
+		case <-done:
+		}
+	}))
+	t.Cleanup(func() { close(done); hang.Close() })
+	cmd := exec.Command(piauthBinary(t), "--dir", env.dir, "--keyring", "off", "token", "--refresh")
+	cmd.Env = append(os.Environ(), "PIAUTH_TOKEN_URL="+hang.URL+"/v1/oauth/token")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Start())
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the refresh never reached the token endpoint")
+	}
+	require.NoError(t, cmd.Process.Signal(os.Interrupt))
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, stderr.String())
+	assert.Equal(t, exitInterrupted, ee.ExitCode(), stderr.String())
+	assert.Empty(t, stdout.String())
+	t.Logf("stderr: %s", stderr.String())
 }

@@ -58,10 +58,17 @@ func (s *Store) keyring(explicit bool) (Keyring, error) {
 	}
 	s.mu.Lock()
 	down := s.krDown
+	warnBus := s.noBus && !s.busWarned && s.mode == ModeAuto && !explicit
+	if warnBus {
+		s.busWarned = true
+	}
 	s.mu.Unlock()
 	if down != "" {
 		if explicit || s.mode == ModeOn {
 			return nil, fmt.Errorf("%w: %s", ErrKeyringUnavailable, down)
+		}
+		if warnBus {
+			s.warnNoBus()
 		}
 		return nil, nil
 	}
@@ -155,26 +162,66 @@ func readIndex(kr Keyring) ([]string, error) {
 	return fps, nil
 }
 
+// ErrPoolGone means key-rotation.json is missing or holds no keys while the
+// keyring still mirrors keys: SyncKeyring removes nothing then (the keyring is
+// the backup `piauth key restore` rebuilds the file from). Carried by
+// *PoolGoneError.
+var ErrPoolGone = errors.New("key-rotation.json is missing or empty")
+
+// PoolGoneError is SyncKeyring's refusal to empty the keyring.
+type PoolGoneError struct {
+	Path      string
+	Missing   bool // the file does not exist (else it holds no keys)
+	InKeyring int  // keys the keyring's index still lists
+}
+
+func (e *PoolGoneError) Error() string {
+	what := "holds no keys"
+	if e.Missing {
+		what = "does not exist"
+	}
+	return fmt.Sprintf("%s %s but the keyring still holds %d %s; nothing was removed from the keyring",
+		e.Path, what, e.InKeyring, plural(e.InKeyring, "key", "keys"))
+}
+
+// Is makes errors.Is(err, ErrPoolGone) true.
+func (e *PoolGoneError) Is(target error) bool { return target == ErrPoolGone }
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
 // SyncKeyring makes the keyring match key-rotation.json (hand edits included):
 // it writes missing or outdated items, deletes items of keys no longer pooled
-// and rewrites the index.
+// and rewrites the index. A missing or empty file is never taken to mean
+// "delete everything": when the keyring still lists keys, SyncKeyring changes
+// nothing and returns a *PoolGoneError (errors.Is ErrPoolGone).
 func (s *Store) SyncKeyring(ctx context.Context) (added, removed int, err error) {
 	kr, err := s.keyring(true)
 	if err != nil {
 		return 0, 0, err
 	}
-	unlock, err := Lock(ctx, s.PoolPath(), s.lockOpts)
+	unlock, err := s.lock(ctx, s.PoolPath())
 	if err != nil {
 		return 0, 0, err
 	}
 	defer unlock()
-	p, _, err := s.readPool()
+	p, raw, err := s.readPool()
 	if err != nil {
 		return 0, 0, err
 	}
 	fps, err := readIndex(kr)
 	if err != nil {
 		return 0, 0, s.failed(err, true)
+	}
+	if len(p.Keys) == 0 {
+		if len(fps) > 0 {
+			return 0, 0, &PoolGoneError{Path: s.PoolPath(), Missing: raw == nil, InKeyring: len(fps)}
+		}
+		return 0, 0, nil // nothing on either side
 	}
 	for i, k := range p.Keys {
 		item := p.item(i)
@@ -219,7 +266,7 @@ func (s *Store) RestoreFromKeyring(ctx context.Context) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := Lock(ctx, s.PoolPath(), s.lockOpts)
+	unlock, err := s.lock(ctx, s.PoolPath())
 	if err != nil {
 		return nil, err
 	}

@@ -16,26 +16,30 @@ import (
 // maxFileSize bounds what piauth reads: its files are a few KB.
 const maxFileSize = 16 << 20
 
-// readFile reads path strictly. It returns (nil, fs.ErrNotExist-wrapping error)
-// when missing and a *MalformedError for symlinks, non-regular files and files
-// over maxFileSize. warnMode is called when the file is group/other readable.
+// ReadFile reads one of piauth's small files the way piauth reads its own:
+// never following a symlink, never blocking in open() (O_NONBLOCK: a FIFO in
+// place of the file cannot hang the command), refusing what fstat says is not
+// a regular file, and at most 16 MiB. A missing file is an error wrapping
+// fs.ErrNotExist; the refusals are *MalformedError.
+func ReadFile(path string) ([]byte, error) { return readFile(path, nil) }
+
+// readFile is ReadFile that also calls warnMode when the file is group/other
+// readable.
 func readFile(path string, warnMode func(path string, mode fs.FileMode)) ([]byte, error) {
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
+	if fi.Mode()&fs.ModeSymlink != 0 {
 		target, _ := os.Readlink(path)
 		return nil, &MalformedError{Path: path, Msg: fmt.Sprintf("is a symlink (to %s); refusing to follow or replace it", target)}
-	case !fi.Mode().IsRegular():
-		return nil, &MalformedError{Path: path, Msg: "is not a regular file"}
-	case fi.Size() > maxFileSize:
-		return nil, &MalformedError{Path: path, Msg: fmt.Sprintf("file too large (%d bytes, limit %d)", fi.Size(), maxFileSize)}
 	}
-	f, err := os.Open(path)
+	if !fi.Mode().IsRegular() {
+		return nil, &MalformedError{Path: path, Msg: "is not a regular file"}
+	}
+	f, fi, err := openRegular(path)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, err
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
@@ -49,6 +53,30 @@ func readFile(path string, warnMode func(path string, mode fs.FileMode)) ([]byte
 		warnMode(path, perm)
 	}
 	return data, nil
+}
+
+// openRegular opens path for reading without following a symlink and without
+// blocking (the file may have been swapped for a FIFO since it was looked at),
+// then refuses what fstat says is not a regular file or is too large.
+func openRegular(path string) (*os.File, fs.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|openFlags, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+		err = fmt.Errorf("read %s: %w", path, err)
+	case !fi.Mode().IsRegular():
+		err = &MalformedError{Path: path, Msg: "is not a regular file"}
+	case fi.Size() > maxFileSize:
+		err = &MalformedError{Path: path, Msg: fmt.Sprintf("file too large (%d bytes, limit %d)", fi.Size(), maxFileSize)}
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
 }
 
 // doc is a validated JSON document: no syntax errors, no duplicate object keys

@@ -23,6 +23,12 @@ type Options struct {
 	Service string      // keyring service; "" → KeyringService
 	Warn    io.Writer   // one-line warnings (mode fixes, keyring fallback); nil → discarded
 	Now     func() time.Time
+	// Getenv is the caller's environment (os.Getenv in the CLI, a map in tests).
+	// With it, Open finds out whether a D-Bus session bus exists without asking
+	// go-keyring (which would start one): with no bus the OS keyring counts as
+	// unavailable, and ModeAuto warns once per shell session. nil skips that
+	// check (go-keyring decides, and may start a bus).
+	Getenv func(string) string
 }
 
 // Store is piauth's view of the agent directory and the keyring mirror. It is
@@ -35,11 +41,16 @@ type Store struct {
 	now      func() time.Time
 	lockOpts LockOptions
 
-	mu     sync.Mutex
-	krDown string // reason the keyring was given up on ("" = usable)
+	getenv func(string) string // never nil
+
+	mu        sync.Mutex
+	krDown    string // reason the keyring was given up on ("" = usable)
+	noBus     bool   // krDown because there is no session bus (warned per session)
+	busWarned bool
 }
 
-// Open returns a Store for opts.Dir. It touches neither files nor the keyring.
+// Open returns a Store for opts.Dir. It touches neither files nor the keyring
+// (it only looks for a D-Bus session bus socket, see Options.Getenv).
 func Open(opts Options) (*Store, error) {
 	dir := opts.Dir
 	if dir == "" {
@@ -52,7 +63,16 @@ func Open(opts Options) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if s.kr == nil && s.mode != ModeOff {
+	s.getenv = opts.Getenv
+	if s.getenv == nil {
+		s.getenv = func(string) string { return "" }
+	}
+	if s.kr == nil && s.mode != ModeOff && opts.Getenv != nil {
+		if why := noSessionBus(opts.Getenv); why != "" {
+			s.krDown, s.noBus = why, true
+		}
+	}
+	if s.kr == nil && s.mode != ModeOff && !s.noBus {
 		svc := opts.Service
 		if svc == "" {
 			svc = KeyringService
@@ -78,11 +98,22 @@ func (s *Store) fixMode(path string, perm fs.FileMode) {
 	}
 }
 
+// lock takes target's lock after checking that the agent dir can be trusted.
+func (s *Store) lock(ctx context.Context, target string) (func() error, error) {
+	if err := s.checkDir(); err != nil {
+		return nil, err
+	}
+	return Lock(ctx, target, s.lockOpts)
+}
+
 // ---- auth.json ----
 
 // readAuth returns auth.json's members, the anthropic entry (nil if absent) and
 // the raw bytes (nil if the file is missing).
 func (s *Store) readAuth() (map[string]json.RawMessage, *Credential, []byte, error) {
+	if err := s.checkDir(); err != nil {
+		return nil, nil, nil, err
+	}
 	path := s.AuthPath()
 	data, err := readFile(path, s.fixMode)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -127,7 +158,7 @@ func (s *Store) Auth() (*Credential, error) {
 // the file, calls fn with the current entry (nil if none) and writes fn's
 // result; a nil result deletes the entry. Other providers are kept as they are.
 func (s *Store) UpdateAuth(ctx context.Context, fn func(cur *Credential) (*Credential, error)) error {
-	unlock, err := Lock(ctx, s.AuthPath(), s.lockOpts)
+	unlock, err := s.lock(ctx, s.AuthPath())
 	if err != nil {
 		return err
 	}
@@ -183,6 +214,9 @@ func sameJSON(a, b json.RawMessage) bool {
 // ---- key-rotation.json ----
 
 func (s *Store) readPool() (*Pool, []byte, error) {
+	if err := s.checkDir(); err != nil {
+		return nil, nil, err
+	}
 	path := s.PoolPath()
 	data, err := readFile(path, s.fixMode)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -208,7 +242,7 @@ func (s *Store) Pool() (*Pool, error) {
 // atomic write), then mirrors the change into the keyring while still holding
 // the lock. Nothing is written when the file is malformed or fn fails.
 func (s *Store) UpdatePool(ctx context.Context, fn func(p *Pool) error) (*Pool, error) {
-	unlock, err := Lock(ctx, s.PoolPath(), s.lockOpts)
+	unlock, err := s.lock(ctx, s.PoolPath())
 	if err != nil {
 		return nil, err
 	}
@@ -241,12 +275,12 @@ func (s *Store) writePool(old, p *Pool, raw []byte) error {
 // taking auth.json.lock then key-rotation.json.lock. auth.json.lock is released
 // as soon as auth.json is written (pi gives up on a busy lock after ~200 ms).
 func (s *Store) UpdateBoth(ctx context.Context, fn func(auth **Credential, p *Pool) error) (*Pool, error) {
-	unlockAuth, err := Lock(ctx, s.AuthPath(), s.lockOpts)
+	unlockAuth, err := s.lock(ctx, s.AuthPath())
 	if err != nil {
 		return nil, err
 	}
 	defer unlockAuth()
-	unlockPool, err := Lock(ctx, s.PoolPath(), s.lockOpts)
+	unlockPool, err := s.lock(ctx, s.PoolPath())
 	if err != nil {
 		return nil, err
 	}

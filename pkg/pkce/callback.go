@@ -34,11 +34,12 @@ func (e *AuthorizeError) Error() string {
 // Unwrap returns ErrAccessDenied.
 func (e *AuthorizeError) Unwrap() error { return ErrAccessDenied }
 
-// CallbackServer receives the OAuth redirect on 127.0.0.1. It accepts exactly one
-// successful callback (or provider error); requests with a wrong or missing state are
-// answered 400 and the server keeps waiting.
+// CallbackServer receives the OAuth redirect on 127.0.0.1 (and ::1). It accepts exactly
+// one successful callback (or provider error carrying our state); requests with a wrong
+// or missing state are answered 400 and the server keeps waiting.
 type CallbackServer struct {
-	ln        net.Listener
+	ln        net.Listener   // the IPv4 listener
+	lns       []net.Listener // every listener: 127.0.0.1 and, when available, ::1
 	srv       *http.Server
 	wantState string
 
@@ -65,19 +66,17 @@ var (
 `))
 )
 
-// ListenCallback starts the callback server on 127.0.0.1:port (0 picks a free port). It
-// returns an error wrapping ErrPortBusy (and the syscall error) when the port is taken.
+// ListenCallback starts the callback server on 127.0.0.1:port (0 picks a free port)
+// and, when the host has an IPv6 loopback, on [::1] at the same port too: the redirect
+// URI names "localhost", which a browser may resolve to either. Nothing else is ever
+// bound. It returns an error wrapping ErrPortBusy (and the syscall error) when the
+// port is taken on either address.
 func ListenCallback(ctx context.Context, port int, wantState string) (*CallbackServer, error) {
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp4", addr)
+	lns, err := listenLoopback(ctx, port)
 	if err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return nil, fmt.Errorf("%w: %s: %w", ErrPortBusy, addr, err)
-		}
-		return nil, fmt.Errorf("listen for OAuth callback: %w", err)
+		return nil, err
 	}
-	s := &CallbackServer{ln: ln, wantState: wantState, done: make(chan struct{})}
+	s := &CallbackServer{ln: lns[0], lns: lns, wantState: wantState, done: make(chan struct{})}
 	s.srv = &http.Server{
 		Handler:           http.HandlerFunc(s.handle),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -86,12 +85,59 @@ func ListenCallback(ctx context.Context, port int, wantState string) (*CallbackS
 		IdleTimeout:       30 * time.Second,
 		MaxHeaderBytes:    64 << 10, // a huge query gets 431, never reaches the handler
 	}
-	go func() { _ = s.srv.Serve(ln) }() // returns http.ErrServerClosed on Close
+	for _, ln := range lns {
+		go func() { _ = s.srv.Serve(ln) }() // returns http.ErrServerClosed on Close
+	}
 	return s, nil
 }
 
-// Addr returns the listener's address (always on 127.0.0.1).
+// listenLoopback binds 127.0.0.1:port and, if the host has ::1, [::1] on the same
+// port. With port 0 it retries a few times when the IPv4 port is taken on ::1.
+func listenLoopback(ctx context.Context, port int) ([]net.Listener, error) {
+	var lc net.ListenConfig
+	for try := 0; ; try++ {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		ln4, err := lc.Listen(ctx, "tcp4", addr)
+		if err != nil {
+			return nil, listenErr(addr, err)
+		}
+		p := ln4.Addr().(*net.TCPAddr).Port
+		addr6 := net.JoinHostPort("::1", strconv.Itoa(p))
+		ln6, err := lc.Listen(ctx, "tcp6", addr6)
+		switch {
+		case err == nil:
+			return []net.Listener{ln4, ln6}, nil
+		case !errors.Is(err, syscall.EADDRINUSE):
+			// No IPv6 loopback here (EADDRNOTAVAIL, EAFNOSUPPORT…): IPv4 only.
+			return []net.Listener{ln4}, nil
+		case port == 0 && try < 5:
+			_ = ln4.Close() // the free IPv4 port is taken on ::1: pick another
+		default:
+			_ = ln4.Close()
+			return nil, listenErr(addr6, err)
+		}
+	}
+}
+
+func listenErr(addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w: %s: %w", ErrPortBusy, addr, err)
+	}
+	return fmt.Errorf("listen for OAuth callback: %w", err)
+}
+
+// Addr returns the IPv4 listener's address (always 127.0.0.1).
 func (s *CallbackServer) Addr() net.Addr { return s.ln.Addr() }
+
+// Addrs returns every bound address: 127.0.0.1 and, when available, [::1], on the
+// same port.
+func (s *CallbackServer) Addrs() []net.Addr {
+	out := make([]net.Addr, len(s.lns))
+	for i, ln := range s.lns {
+		out[i] = ln.Addr()
+	}
+	return out
+}
 
 // RedirectURI returns http://localhost:PORT/callback for the bound port.
 func (s *CallbackServer) RedirectURI() string {
@@ -150,9 +196,10 @@ func (s *CallbackServer) handle(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	state := q.Get("state")
 	if e := q.Get("error"); e != "" {
-		// A provider error ends the login unless it carries a state that is not ours.
-		if state != "" && !stateEqual(state, s.wantState) {
-			s.badRequest(w, "The state parameter does not match this login.")
+		// A provider error ends the login only with our state: any web page can make the
+		// browser load this URL (an <img>), so a bare ?error= must not abort the login.
+		if state == "" || !stateEqual(state, s.wantState) {
+			s.badRequest(w, "The error's state parameter does not match this login; ignored.")
 			return
 		}
 		aerr := &AuthorizeError{Code: e, Description: q.Get("error_description")}

@@ -64,6 +64,9 @@ func TestCallbackRejectsAndKeepsWaiting(t *testing.T) {
 		{name: "missing state", method: "GET", target: "/callback?code=c", wantStatus: 400, wantBody: "missing the code or state"},
 		{name: "wrong state", method: "GET", target: "/callback?code=c&state=other", wantStatus: 400, wantBody: "does not match"},
 		{name: "provider error with foreign state", method: "GET", target: "/callback?error=access_denied&state=other", wantStatus: 400, wantBody: "does not match"},
+		// Any page can make the browser load this (an <img>): without our state it is ignored.
+		{name: "provider error without state", method: "GET", target: "/callback?error=access_denied", wantStatus: 400, wantBody: "does not match"},
+		{name: "provider error with empty state", method: "GET", target: "/callback?error=access_denied&state=", wantStatus: 400, wantBody: "does not match"},
 		{name: "1 MB query", method: "GET", target: "/callback?code=" + strings.Repeat("a", 1<<20) + "&state=" + testState,
 			wantStatus: http.StatusRequestHeaderFieldsTooLarge},
 	}
@@ -91,7 +94,6 @@ func TestCallbackProviderError(t *testing.T) {
 		state string
 	}{
 		{name: "with our state", state: "&state=" + testState},
-		{name: "without state", state: ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,6 +139,56 @@ func TestCallbackAddress(t *testing.T) {
 	assert.True(t, addr.IP.Equal(net.IPv4(127, 0, 0, 1)), "bound to %s", addr.IP)
 	assert.NotZero(t, addr.Port)
 	assert.Equal(t, fmt.Sprintf("http://localhost:%d/callback", addr.Port), srv.RedirectURI())
+}
+
+// The redirect URI says "localhost": the server answers on 127.0.0.1 and, when
+// the host has one, on the IPv6 loopback at the same port, and nowhere else.
+func TestCallbackBindsBothLoopbacks(t *testing.T) {
+	srv := startCallback(t)
+	port := srv.Addr().(*net.TCPAddr).Port
+	addrs := srv.Addrs()
+	require.NotEmpty(t, addrs)
+	for _, a := range addrs {
+		ta := a.(*net.TCPAddr)
+		assert.True(t, ta.IP.IsLoopback(), "bound to %s", a)
+		assert.Equal(t, port, ta.Port)
+	}
+	if !hasIPv6Loopback(t) {
+		assert.Len(t, addrs, 1, "no ::1 here: IPv4 only")
+		return
+	}
+	require.Len(t, addrs, 2)
+	assert.True(t, addrs[1].(*net.TCPAddr).IP.Equal(net.IPv6loopback))
+	resp, err := http.Get(fmt.Sprintf("http://[::1]:%d/callback?code=v6-code&state=%s", port, testState))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
+	code, err := srv.Wait(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "v6-code", code)
+}
+
+// A fixed port taken on ::1 only is busy too: the browser may go there.
+func TestCallbackBusyPortIPv6(t *testing.T) {
+	if !hasIPv6Loopback(t) {
+		t.Skip("no IPv6 loopback on this host")
+	}
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	_, err = ListenCallback(context.Background(), ln.Addr().(*net.TCPAddr).Port, testState)
+	assert.ErrorIs(t, err, ErrPortBusy)
+	assert.ErrorIs(t, err, syscall.EADDRINUSE)
+}
+
+func hasIPv6Loopback(t *testing.T) bool {
+	t.Helper()
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
 }
 
 func TestCallbackBusyPort(t *testing.T) {

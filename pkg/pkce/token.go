@@ -1,19 +1,18 @@
 package pkce
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/piauth/piauth/internal/retryafter"
 	"github.com/piauth/piauth/internal/secret"
+	"github.com/piauth/piauth/internal/when"
 )
 
 // Sentinel errors callers branch on.
@@ -28,6 +27,15 @@ var (
 	// ErrAccessDenied means the authorization server answered the login with an error
 	// (carried by *AuthorizeError).
 	ErrAccessDenied = errors.New("authorization denied")
+	// ErrIncompleteToken means the token endpoint answered 2xx with no usable access
+	// token; a returned *Token may still carry a new refresh token to keep.
+	ErrIncompleteToken = errors.New("incomplete token response")
+	// ErrRedirect means the token endpoint answered with a redirect, which is never
+	// followed: the request body holds a code or refresh token.
+	ErrRedirect = errors.New("token endpoint redirected; not following")
+	// ErrNoAnswer means the token endpoint did not connect or answer in time
+	// (Config.ConnectTimeout, Config.ResponseTimeout).
+	ErrNoAnswer = errors.New("no answer from the token endpoint")
 )
 
 const (
@@ -35,17 +43,26 @@ const (
 	maxRetryAfter   = 30 * time.Second
 	expiryMargin    = 5 * time.Minute
 	maxResponseBody = 1 << 20
-	defaultTimeout  = 30 * time.Second
 )
 
 // Config holds the OAuth client settings. The zero value uses the production endpoints,
-// a 30 s HTTP client, time.Now and a context-aware sleep.
+// the default HTTP transport, a 10 s connect and 30 s first-byte limit, time.Now and a
+// context-aware sleep.
 type Config struct {
 	ClientID          string // "" means ClientID
 	AuthorizeEndpoint string // "" means DefaultAuthorizeURL
 	TokenEndpoint     string // "" means DefaultTokenURL
-	HTTP              *http.Client
-	Now               func() time.Time
+	// HTTP carries token endpoint requests (nil → a fresh client). Whatever it says,
+	// redirects are never followed (the body holds a code or refresh token) and the
+	// ConnectTimeout / ResponseTimeout limits apply.
+	HTTP *http.Client
+	// ConnectTimeout bounds connecting (TCP and TLS) to the token endpoint; 0 means
+	// DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	// ResponseTimeout bounds the wait for the first byte of the answer once the request
+	// is sent, and again the read of its body; 0 means DefaultResponseTimeout.
+	ResponseTimeout time.Duration
+	Now             func() time.Time
 	// Sleep waits between token endpoint retries; it must return ctx.Err() when ctx ends first.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
@@ -71,13 +88,6 @@ func (c *Config) tokenEndpoint() string {
 	return c.TokenEndpoint
 }
 
-func (c *Config) httpClient() *http.Client {
-	if c == nil || c.HTTP == nil {
-		return &http.Client{Timeout: defaultTimeout}
-	}
-	return c.HTTP
-}
-
 func (c *Config) now() time.Time {
 	if c == nil || c.Now == nil {
 		return time.Now()
@@ -89,14 +99,7 @@ func (c *Config) sleep(ctx context.Context, d time.Duration) error {
 	if c != nil && c.Sleep != nil {
 		return c.Sleep(ctx, d)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return when.Sleep(ctx, d)
 }
 
 // AuthorizeURL returns the browser URL that starts the login. redirectURI must be passed
@@ -125,7 +128,9 @@ type Account struct {
 	Email string
 }
 
-// Token is a successful token endpoint response.
+// Token is a token endpoint response. ExpiresIn is always within
+// [MinExpiresIn, MaxExpiresIn] when the Token comes from this package (a missing,
+// unreadable or non-positive expires_in reads as DefaultExpiresIn).
 type Token struct {
 	AccessToken  string
 	RefreshToken string
@@ -133,10 +138,35 @@ type Token struct {
 	Account      *Account
 }
 
+// Bounds on a token lifetime, in seconds: a server's expires_in is clamped into
+// [MinExpiresIn, MaxExpiresIn], and one that is missing, unreadable or ≤ 0 counts as
+// DefaultExpiresIn, so a stored expiry is always a little in the future.
+const (
+	MinExpiresIn     = 60
+	MaxExpiresIn     = 7 * 24 * 3600
+	DefaultExpiresIn = 3600
+)
+
+// clampExpiresIn maps any lifetime into [MinExpiresIn, MaxExpiresIn]; ≤ 0 means
+// "unknown" and becomes DefaultExpiresIn.
+func clampExpiresIn(s int) int {
+	switch {
+	case s <= 0:
+		return DefaultExpiresIn
+	case s < MinExpiresIn:
+		return MinExpiresIn
+	case s > MaxExpiresIn:
+		return MaxExpiresIn
+	}
+	return s
+}
+
 // ExpiresAtMs returns the expiry to store, pi's convention: now + expires_in − 5 min, in
-// epoch milliseconds.
+// epoch milliseconds. ExpiresIn is clamped first (see MinExpiresIn), and the margin is at
+// most half the lifetime, so the result is always after now and never overflows.
 func (t *Token) ExpiresAtMs(now time.Time) int64 {
-	return now.Add(time.Duration(t.ExpiresIn)*time.Second - expiryMargin).UnixMilli()
+	life := time.Duration(clampExpiresIn(t.ExpiresIn)) * time.Second
+	return now.Add(life - min(expiryMargin, life/2)).UnixMilli()
 }
 
 // String describes the token with masked secrets only.
@@ -169,7 +199,9 @@ func (e *TokenError) Is(target error) bool {
 }
 
 // Exchange trades an authorization code for tokens. redirectURI must be exactly the one
-// used in the authorize URL.
+// used in the authorize URL. When the answer carries a refresh token but no usable
+// access token, Exchange refreshes once with it (see Refresh); if that fails too, it
+// returns the partial Token with the error, so the caller can keep the refresh token.
 func (c *Config) Exchange(ctx context.Context, code, state, verifier, redirectURI string) (*Token, error) {
 	body := struct {
 		GrantType    string `json:"grant_type"`
@@ -180,8 +212,11 @@ func (c *Config) Exchange(ctx context.Context, code, state, verifier, redirectUR
 		CodeVerifier string `json:"code_verifier"`
 	}{"authorization_code", c.clientID(), code, state, redirectURI, verifier}
 	tok, err := c.post(ctx, body)
+	if errors.Is(err, ErrIncompleteToken) && tok != nil && tok.RefreshToken != "" {
+		return c.completeWithRefresh(ctx, tok, err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("exchange code: %w", err)
+		return tok, fmt.Errorf("exchange code: %w", err)
 	}
 	return tok, nil
 }
@@ -189,23 +224,51 @@ func (c *Config) Exchange(ctx context.Context, code, state, verifier, redirectUR
 // Refresh trades a refresh token for new tokens. Refresh tokens rotate: the caller must
 // persist the returned RefreshToken at once. If the server omits a new refresh token, the
 // one sent is returned in its place.
+//
+// An answer the server sent successfully but that lacks a usable access token is still
+// used: when it holds a new refresh token (the old one is already revoked), Refresh tries
+// once more with it; if that fails as well, the error wraps ErrIncompleteToken and the
+// returned Token (when not nil) carries the newest refresh token, which the caller must
+// store.
 func (c *Config) Refresh(ctx context.Context, refreshToken string) (*Token, error) {
+	tok, err := c.refreshOnce(ctx, refreshToken)
+	if errors.Is(err, ErrIncompleteToken) && tok != nil && tok.RefreshToken != refreshToken {
+		return c.completeWithRefresh(ctx, tok, err)
+	}
+	return tok, err
+}
+
+func (c *Config) refreshOnce(ctx context.Context, refreshToken string) (*Token, error) {
 	body := struct {
 		GrantType    string `json:"grant_type"`
 		ClientID     string `json:"client_id"`
 		RefreshToken string `json:"refresh_token"`
 	}{"refresh_token", c.clientID(), refreshToken}
 	tok, err := c.post(ctx, body)
-	if err != nil {
-		return nil, fmt.Errorf("refresh token %s: %w", secret.Mask(refreshToken), err)
-	}
-	if tok.RefreshToken == "" {
+	if tok != nil && tok.RefreshToken == "" {
 		tok.RefreshToken = refreshToken
+	}
+	if err != nil {
+		return tok, fmt.Errorf("refresh token %s: %w", secret.Mask(refreshToken), err)
 	}
 	return tok, nil
 }
 
-// post sends body as JSON to the token endpoint, retrying 429/5xx at most maxRetries times.
+// completeWithRefresh turns a partial answer (new refresh token, no access token) into
+// a full one with one refresh. On failure it returns the newest refresh token it holds.
+func (c *Config) completeWithRefresh(ctx context.Context, partial *Token, first error) (*Token, error) {
+	tok, err := c.refreshOnce(ctx, partial.RefreshToken)
+	if err == nil {
+		return tok, nil
+	}
+	if tok == nil || tok.RefreshToken == "" {
+		tok = partial
+	}
+	return tok, fmt.Errorf("%w (then: %w)", first, err)
+}
+
+// post sends body as JSON to the token endpoint, retrying 429/5xx at most maxRetries
+// times. A non-nil Token with an error is a partial answer (ErrIncompleteToken).
 func (c *Config) post(ctx context.Context, body any) (*Token, error) {
 	payload, err := json.Marshal(body)
 	if err != nil {
@@ -213,8 +276,8 @@ func (c *Config) post(ctx context.Context, body any) (*Token, error) {
 	}
 	for attempt := 0; ; attempt++ {
 		tok, retryAfter, err := c.postOnce(ctx, payload, attempt)
-		if err == nil {
-			return tok, nil
+		if err == nil || tok != nil {
+			return tok, err
 		}
 		if retryAfter < 0 || attempt >= maxRetries {
 			return nil, err
@@ -223,53 +286,6 @@ func (c *Config) post(ctx context.Context, body any) (*Token, error) {
 			return nil, fmt.Errorf("%w (while waiting to retry: %w)", err, serr)
 		}
 	}
-}
-
-// postOnce does one request. A non-negative retryAfter means the error is retryable.
-func (c *Config) postOnce(ctx context.Context, payload []byte, attempt int) (*Token, time.Duration, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.tokenEndpoint(), bytes.NewReader(payload))
-	if err != nil {
-		return nil, -1, fmt.Errorf("build request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.httpClient().Do(req)
-	if err != nil {
-		// Not retried: the server may have consumed a single-use code or rotated the refresh token.
-		return nil, -1, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
-	if err != nil {
-		return nil, -1, fmt.Errorf("read response: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		terr := parseTokenError(resp.StatusCode, data)
-		if !retryable(resp) {
-			return nil, -1, terr
-		}
-		return nil, c.retryDelay(resp.Header, attempt), terr
-	}
-	var tr struct {
-		AccessToken  string `json:"access_token"`
-		RefreshToken string `json:"refresh_token"`
-		ExpiresIn    int    `json:"expires_in"`
-		Account      *struct {
-			UUID         string `json:"uuid"`
-			EmailAddress string `json:"email_address"`
-		} `json:"account"`
-	}
-	if err := json.Unmarshal(data, &tr); err != nil {
-		return nil, -1, fmt.Errorf("decode token response (HTTP %d): %w", resp.StatusCode, err)
-	}
-	if tr.AccessToken == "" {
-		return nil, -1, fmt.Errorf("token response (HTTP %d) has no access_token", resp.StatusCode)
-	}
-	tok := &Token{AccessToken: tr.AccessToken, RefreshToken: tr.RefreshToken, ExpiresIn: tr.ExpiresIn}
-	if tr.Account != nil {
-		tok.Account = &Account{UUID: tr.Account.UUID, Email: tr.Account.EmailAddress}
-	}
-	return tok, 0, nil
 }
 
 func retryable(resp *http.Response) bool {
@@ -282,47 +298,8 @@ func retryable(resp *http.Response) bool {
 // retryDelay honours retry-after-ms and retry-after (seconds or HTTP date), capped at
 // maxRetryAfter; without them it backs off 1 s, then 2 s.
 func (c *Config) retryDelay(h http.Header, attempt int) time.Duration {
-	d, ok := time.Duration(0), false
-	if v := h.Get("retry-after-ms"); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 {
-			d, ok = time.Duration(ms*float64(time.Millisecond)), true
-		}
+	if d, ok := retryafter.Parse(h, c.now(), maxRetryAfter); ok {
+		return d
 	}
-	if v := strings.TrimSpace(h.Get("retry-after")); !ok && v != "" {
-		if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
-			d, ok = time.Duration(s*float64(time.Second)), true
-		} else if t, err := http.ParseTime(v); err == nil {
-			d, ok = max(t.Sub(c.now()), 0), true
-		}
-	}
-	if !ok {
-		return time.Second << attempt
-	}
-	return min(d, maxRetryAfter)
-}
-
-// parseTokenError reads an OAuth ({"error","error_description"}) or Anthropic
-// ({"error":{"type","message"}}) error body.
-func parseTokenError(status int, data []byte) *TokenError {
-	e := &TokenError{Status: status}
-	var body struct {
-		Error            json.RawMessage `json:"error"`
-		ErrorDescription string          `json:"error_description"`
-	}
-	if json.Unmarshal(data, &body) == nil && len(body.Error) > 0 {
-		var code string
-		var obj struct{ Type, Message string }
-		switch {
-		case json.Unmarshal(body.Error, &code) == nil:
-			e.Code, e.Description = code, body.ErrorDescription
-		case json.Unmarshal(body.Error, &obj) == nil:
-			e.Code, e.Description = obj.Type, obj.Message
-		}
-	}
-	if e.Code == "" && e.Description == "" {
-		e.Description = http.StatusText(status)
-	}
-	e.Code = secret.MaskAll(e.Code)
-	e.Description = secret.MaskAll(e.Description)
-	return e
+	return time.Second << attempt
 }

@@ -1,0 +1,83 @@
+package keystore
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+)
+
+// ConfigFileName is piauth's own settings file in the config dir
+// (ResolveConfigDir), e.g. {"keyring": "off"}.
+const ConfigFileName = "config.json"
+
+// Config is piauth's config.json. Settings the file does not name are "".
+// Precedence (applied by the CLI): flag > environment > Config > default.
+type Config struct {
+	// Keyring is "auto", "on", "off", or "" when the file does not say
+	// (ParseKeyringMode reads it).
+	Keyring string
+
+	extra map[string]json.RawMessage // unknown fields, for a future writer
+}
+
+const configKeyringField = "keyring"
+
+// ResolveConfigDir returns piauth's config directory: $XDG_CONFIG_HOME/piauth
+// when XDG_CONFIG_HOME is an absolute path, else ~/.config/piauth. getenv is
+// the caller's environment.
+func ResolveConfigDir(getenv func(string) string) (string, error) {
+	if d := getenv("XDG_CONFIG_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "piauth"), nil
+	}
+	home := getenv("HOME")
+	if home == "" {
+		return "", errors.New("resolve config dir: no home directory ($HOME is not set); set XDG_CONFIG_HOME")
+	}
+	return filepath.Join(home, ".config", "piauth"), nil
+}
+
+// ReadConfig reads config.json at path. A missing file is an empty Config. A
+// malformed one (bad JSON, duplicate keys, a wrong type, an unknown keyring
+// mode) is a *MalformedError with the position, and the file is left as it
+// is. It is read like every file of piauth's (ReadFile: no symlinks, no FIFOs).
+func ReadConfig(path string) (*Config, error) {
+	data, err := readFile(path, nil)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &Config{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	d, err := parseDoc(path, data)
+	if err != nil {
+		return nil, err
+	}
+	top, err := d.object("", bytes.TrimSpace(data))
+	if err != nil {
+		return nil, err
+	}
+	c := &Config{extra: top}
+	if raw, ok := top[configKeyringField]; ok {
+		ptr := "/" + configKeyringField
+		if err := d.decode(ptr, raw, &c.Keyring, `a string ("auto", "on" or "off")`); err != nil {
+			return nil, err
+		}
+		if _, err := ParseKeyringMode(c.Keyring); err != nil || c.Keyring == "" {
+			return nil, d.at(ptr, fmt.Sprintf("%q: %q is not a keyring mode (want \"auto\", \"on\" or \"off\")", displayPtr(ptr), c.Keyring))
+		}
+	}
+	return c, nil
+}
+
+// KeyringMode returns the configured keyring mode; ok is false when the file
+// does not set one.
+func (c *Config) KeyringMode() (mode KeyringMode, ok bool) {
+	if c == nil || c.Keyring == "" {
+		return ModeAuto, false
+	}
+	m, err := ParseKeyringMode(c.Keyring)
+	return m, err == nil
+}
