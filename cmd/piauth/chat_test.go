@@ -210,7 +210,7 @@ const (
 	    {"contains": "broken", "outcomes": [{"status": 400, "message": "messages.0: something is off"}]}
 	  ]
 	}`
-	wantText       = "Hello from the emulator."
+	wantText = "Hello from the emulator."
 	// claude-sonnet-5-5 (the default, alias sonnet) at 2 / 10 / 0.10 USD per
 	// million input / output / cache-read tokens:
 	// 1,234×2e-6 + 567×10e-6 + 2,048×0.1e-6 = 0.002468 + 0.00567 + 0.0002048 = 0.0083428.

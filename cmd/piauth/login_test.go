@@ -223,7 +223,7 @@ func TestLoginAddToPool(t *testing.T) {
 				NeedsReauth: true, CooldownUntil: cooling, CooldownReason: "rate_limit"}},
 			wantIndex: 1, wantLabel: "mine", wantNote: "Key 2/2 (user1@example.com) was already pooled; replaced its token", wantKeys: 2},
 		{name: "a disabled account's new login brings it back", label: "",
-			seed: []keystore.KeyState{{Label: "other"}, {Label: "mine", Account: "user1@example.com", Disabled: true}},
+			seed:      []keystore.KeyState{{Label: "other"}, {Label: "mine", Account: "user1@example.com", Disabled: true}},
 			wantIndex: 1, wantLabel: "mine", wantNote: "was already pooled; replaced its token", wantKeys: 2},
 	}
 	for _, tt := range tests {

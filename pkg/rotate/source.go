@@ -116,13 +116,28 @@ func (s *Source) Check() (Mode, error) {
 	return mode, err
 }
 
+// ErrRefreshFailed means a forced refresh (token --refresh) did not renew
+// the token; the current one may still be valid, but the caller asked for a
+// new one.
+var ErrRefreshFailed = errors.New("the refresh did not renew the token")
+
 // Token returns the credential the next request would use, refreshed first
-// when needed (force: refreshed even if still valid, when it can be). It
-// does not move the pool's active key. A pooled key whose refresh fails for
-// good is skipped (it is marked needs-reauth by the Refresher) and the next
-// usable key is tried; skipped is the list of what was skipped and why.
+// when needed (force: refreshed even if still valid, when it can be; a
+// forced refresh that leaves the token as it was fails with an error
+// wrapping ErrRefreshFailed). It does not move the pool's active key. A
+// pooled key whose refresh fails for good is skipped (it is marked
+// needs-reauth by the Refresher) and the next usable key is tried; skipped
+// is the list of what was skipped and why. A cancelled ctx always fails.
 func (s *Source) Token(ctx context.Context, force bool) (c Credential, skipped []string, err error) {
-	mode, p, _, err := s.Files()
+	c, skipped, err = s.token(ctx, force)
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return Credential{}, skipped, ctxErr // never hand out a token after Ctrl-C
+	}
+	return c, skipped, err
+}
+
+func (s *Source) token(ctx context.Context, force bool) (c Credential, skipped []string, err error) {
+	mode, p, login, err := s.Files()
 	switch {
 	case err != nil:
 		return Credential{}, nil, err
@@ -132,6 +147,9 @@ func (s *Source) Token(ctx context.Context, force bool) (c Credential, skipped [
 		lc, err := s.refresher().AuthToken(ctx, force)
 		if err != nil {
 			return Credential{}, nil, err
+		}
+		if force && login.Type == "oauth" && lc.Token() == login.Token() {
+			return Credential{}, nil, fmt.Errorf("login (%s): %w", keystore.Mask(login.Token()), ErrRefreshFailed)
 		}
 		return Credential{Token: lc.Token()}, nil, nil
 	}
@@ -147,6 +165,8 @@ func (s *Source) Token(ctx context.Context, force bool) (c Credential, skipped [
 		canForce := keystore.KindOf(key) == keystore.KindOAuth && p.State(i).Refresh != ""
 		tok, err := s.refresher().PoolToken(ctx, fp, force && canForce)
 		switch {
+		case err == nil && force && canForce && tok == key:
+			return Credential{}, skipped, fmt.Errorf("key %d (%s): %w", i+1, keystore.Mask(key), ErrRefreshFailed)
 		case err == nil:
 			return Credential{Token: tok, Pooled: true, Index: i, N: len(p.Keys), Active: p.ActiveIndex()}, skipped, nil
 		case NeedsLogin(err):
