@@ -36,6 +36,7 @@ __piauth_value() {
   case "$1/$2" in
     '/--dir') echo 'dir' ;;
     '/--keyring') echo 'choices auto on off' ;;
+    '/--timeout') echo 'any' ;;
     'login/--port') echo 'any' ;;
     'login/--label') echo 'any' ;;
     'login/--authorize-url') echo 'any' ;;
@@ -67,7 +68,7 @@ __piauth_words() {
 # __piauth_flags PATH: the flags of the command at PATH.
 __piauth_flags() {
   case "$1" in
-    '') echo '--dir --keyring --no-color --help -h --version -v' ;;
+    '') echo '--dir --keyring --no-color --timeout --help -h --version -v' ;;
     'login') echo '--no-browser --manual --port --add-to-pool --label --authorize-url --token-url --help -h' ;;
     'logout') echo '--help -h' ;;
     'token') echo '--refresh --help -h' ;;

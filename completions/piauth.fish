@@ -56,7 +56,7 @@ end
 # __piauth_takes_value PATH FLAG: succeeds when FLAG takes a value.
 function __piauth_takes_value
     switch "$argv[1]/$argv[2]"
-        case '/--dir' '/--keyring' 'login/--port' 'login/--label' 'login/--authorize-url' 'login/--token-url' 'key add/--label' 'chat/--model' 'chat/-m' 'chat/--system' 'chat/-s' 'chat/--max-tokens' 'chat/--thinking' 'chat/--tools' 'proxy/--addr' 'proxy/--allow-origin' 'emulator/--addr' 'emulator/--scenario' 'emulator/--expires-in'
+        case '/--dir' '/--keyring' '/--timeout' 'login/--port' 'login/--label' 'login/--authorize-url' 'login/--token-url' 'key add/--label' 'chat/--model' 'chat/-m' 'chat/--system' 'chat/-s' 'chat/--max-tokens' 'chat/--thinking' 'chat/--tools' 'proxy/--addr' 'proxy/--allow-origin' 'emulator/--addr' 'emulator/--scenario' 'emulator/--expires-in'
             return 0
     end
     return 1
@@ -113,6 +113,7 @@ complete -c piauth -n '__piauth_at \'\'' -a 'help' -d 'show help for piauth or f
 complete -c piauth -n '__piauth_at \'\'' -l dir -x -a '(__fish_complete_directories)' -d 'pi agent DIR holding auth.json and key-rotation.json (default ~/.pi/agent) [$PI_CODING_AGENT_DIR]'
 complete -c piauth -n '__piauth_at \'\'' -l keyring -x -a 'auto on off' -d 'OS keyring MODE: auto (use it when it answers), on (required), off [$PIAUTH_KEYRING]'
 complete -c piauth -n '__piauth_at \'\'' -l no-color -d 'disable colour [$NO_COLOR]'
+complete -c piauth -n '__piauth_at \'\'' -l timeout -x -d 'give up on a silent server after DURATION (first byte, and silence in a stream; default 5m, token endpoint 30s) [$PIAUTH_TIMEOUT]'
 complete -c piauth -n '__piauth_at \'\'' -s h -l help -d 'show help'
 complete -c piauth -n '__piauth_at \'\'' -s v -l version -d 'print the version'
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/piauth/piauth/internal/secret"
+	"github.com/piauth/piauth/internal/termsafe"
 	"github.com/urfave/cli/v2"
 )
 
@@ -152,7 +154,9 @@ func run(ctx context.Context, f *Factory, args []string) (code int) {
 	case err == context.Canceled: // Ctrl-C with nothing more to say
 		fmt.Fprintln(f.IO.ErrOut, "piauth: interrupted")
 	default:
-		fmt.Fprintf(f.IO.ErrOut, "piauth: %s\n", err)
+		// Error texts carry what servers and files said: never an escape
+		// sequence to the terminal, never a whole token.
+		fmt.Fprintf(f.IO.ErrOut, "piauth: %s\n", termsafe.String(secret.MaskAll(err.Error())))
 	}
 	return code
 }

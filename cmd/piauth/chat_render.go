@@ -11,6 +11,7 @@ import (
 	"net/url"
 
 	"github.com/piauth/piauth/internal/secret"
+	"github.com/piauth/piauth/internal/termsafe"
 	"github.com/piauth/piauth/pkg/rotate"
 	"github.com/piauth/piauth/pkg/stream"
 )
@@ -34,6 +35,8 @@ func newRenderer(o *chatOptions) renderer {
 	r := &textRenderer{
 		out:      o.IO.Out,
 		errOut:   o.IO.ErrOut,
+		safeOut:  o.IO.OutTTY,
+		safeErr:  o.IO.ErrTTY,
 		live:     o.Stream,
 		thinking: o.ShowThinking || o.IO.ErrTTY,
 		dim:      o.IO.ErrScheme().Dim,
@@ -57,7 +60,10 @@ type textRenderer struct {
 	out, errOut io.Writer
 	live        bool // --stream
 	thinking    bool // show thinking
-	dim         func(a ...any) string
+	// safeOut, safeErr: the stream is a terminal, so remote text is written
+	// through termsafe.Strip (no escape sequence from the model reaches it).
+	safeOut, safeErr bool
+	dim              func(a ...any) string
 
 	outOpen, errOpen bool // the last line written to stdout / stderr is not ended
 
@@ -123,6 +129,11 @@ func (r *textRenderer) text(p []byte) error {
 		}
 		r.errOpen = false
 	}
+	if r.safeOut {
+		if p = termsafe.Strip(p); len(p) == 0 {
+			return nil
+		}
+	}
 	if _, err := r.out.Write(p); err != nil {
 		return fmt.Errorf("write answer: %w", err)
 	}
@@ -146,6 +157,11 @@ func (r *textRenderer) think(p []byte) error {
 	if err := r.flush(); err != nil {
 		return err
 	}
+	if r.safeErr {
+		if p = termsafe.Strip(p); len(p) == 0 {
+			return nil
+		}
+	}
 	if _, err := io.WriteString(r.errOut, r.dim(string(p))); err != nil {
 		return err
 	}
@@ -163,7 +179,11 @@ func (r *textRenderer) toolUse(b *stream.Block) error {
 		input.Reset()
 		input.WriteString("{}")
 	}
-	_, err := fmt.Fprintf(r.errOut, "tool_use %s %s\n", b.Name, input.String())
+	line := fmt.Sprintf("tool_use %s %s\n", b.Name, input.String())
+	if r.safeErr {
+		line = termsafe.String(line)
+	}
+	_, err := io.WriteString(r.errOut, line)
 	return err
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/piauth/piauth/internal/termsafe"
 	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/piauth/piauth/pkg/rotate"
 )
@@ -99,7 +100,7 @@ func keyListRun(_ context.Context, opts *keyListOptions) error {
 		if it.Active {
 			mark = "*"
 		}
-		label := it.Label
+		label := termsafe.String(it.Label) // a hand-edited file must not drive the terminal
 		if label == "" {
 			label = "-"
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/piauth/piauth/internal/termsafe"
 	"github.com/piauth/piauth/internal/when"
 	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/piauth/piauth/pkg/pkce"
@@ -202,7 +203,7 @@ func printStatus(w io.Writer, cs Scheme, st *statusJSON, now time.Time) {
 	if a := st.Auth; a != nil {
 		who := ""
 		if a.Account != "" {
-			who = " as " + cs.Bold(a.Account)
+			who = " as " + cs.Bold(termsafe.String(a.Account))
 		}
 		fmt.Fprintf(w, "%s Logged in%s (%s)\n", cs.Green("✓"), who, a.Type)
 		fmt.Fprintf(w, "  token    %s\n", a.Masked)
@@ -238,10 +239,10 @@ func printStatus(w io.Writer, cs Scheme, st *statusJSON, now time.Time) {
 		}
 		line := fmt.Sprintf(" %s key %d  %s", mark, k.Index, k.Masked)
 		if k.Label != "" {
-			line += "  " + k.Label
+			line += "  " + termsafe.String(k.Label)
 		}
 		if k.Account != "" {
-			line += "  " + k.Account
+			line += "  " + termsafe.String(k.Account)
 		}
 		if k.Utilization != nil {
 			line += "  " + utilText(k.Utilization) + " used"

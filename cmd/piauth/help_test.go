@@ -125,13 +125,8 @@ func TestVersionString(t *testing.T) {
 // version and the commit (-buildvcs=auto is go's default; it is spelled out
 // because GOFLAGS may turn it off).
 func TestVersionBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
 	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
-	if err != nil {
-		t.Skipf("not in a git checkout: %v", err)
-	}
+	require.NoError(t, err, "the tests run in a git checkout")
 	bin := filepath.Join(t.TempDir(), "piauth")
 	build, err := exec.Command("go", "build", "-buildvcs=auto", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "go build: %s", build)
@@ -159,9 +154,8 @@ func TestManPage(t *testing.T) {
 	assert.Equal(t, 2, code)
 	assert.Contains(t, stderr, "man takes no arguments")
 
-	if _, err := exec.LookPath("groff"); err != nil {
-		t.Skip("no groff to render the page")
-	}
+	_, err := exec.LookPath("groff")
+	require.NoError(t, err, "groff checks the page (scripts/test.sh installs it)")
 	cmd := exec.Command("groff", "-k", "-man", "-Tutf8", "-ww", "-z")
 	cmd.Stdin = strings.NewReader(page)
 	out, err := cmd.CombinedOutput()

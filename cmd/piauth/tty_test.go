@@ -110,8 +110,14 @@ type ptyProc struct {
 
 func startPTY(t *testing.T, args ...string) *ptyProc {
 	t.Helper()
+	return startPTYEnv(t, nil, args...)
+}
+
+// startPTYEnv is startPTY with env added to the process's environment.
+func startPTYEnv(t *testing.T, env []string, args ...string) *ptyProc {
+	t.Helper()
 	cmd := exec.Command(piauthBinary(t), args...)
-	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	cmd.Env = append(append(os.Environ(), "NO_COLOR=1"), env...)
 	tty, err := pty.Start(cmd)
 	require.NoError(t, err)
 	p := &ptyProc{t: t, cmd: cmd, tty: tty, done: make(chan struct{})}
@@ -181,9 +187,6 @@ func (p *ptyProc) wait() (int, string) {
 }
 
 func TestKeyRemovePTY(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
 	k1, k2 := testKey("oat01", 1), testKey("api03", 2)
 	for _, tt := range []struct {
 		answer string
@@ -210,9 +213,6 @@ func TestKeyRemovePTY(t *testing.T) {
 
 // What is pasted into `key add --stdin` on a terminal is not echoed.
 func TestKeyAddStdinPTY(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
 	k1, k2 := testKey("oat01", 1), testKey("api03", 2)
 	dir := t.TempDir()
 	p := startPTY(t, "--dir", dir, "--keyring", "off", "key", "add", "--stdin", "--label", "pasted")
