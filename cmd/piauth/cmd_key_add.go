@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"unicode"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/piauth/piauth/internal/secret"
 	"github.com/piauth/piauth/pkg/keystore"
 )
 
@@ -136,8 +136,8 @@ func readKeys(r io.Reader) ([]string, error) {
 		if line == "" {
 			continue
 		}
-		if !strings.HasPrefix(line, "sk-ant-") || strings.ContainsFunc(line, unicode.IsSpace) {
-			return nil, usagef("stdin line %d is not an Anthropic key (want sk-ant-oat… or sk-ant-api…, one a line); nothing added", n)
+		if err := secret.CheckKey(line); err != nil {
+			return nil, usagef("stdin line %d %w; nothing added", n, err)
 		}
 		toks = append(toks, line)
 	}

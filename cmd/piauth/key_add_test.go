@@ -63,6 +63,14 @@ func TestKeyAddStdin(t *testing.T) {
 			name: "key with inner space rejected", stdin: k1 + " " + k2 + "\n",
 			code: 2, wantErr: "stdin line 1 is not an Anthropic key",
 		},
+		{
+			name: "refresh token refused", existing: []string{k1}, stdin: k2 + "\n" + strings.Replace(k2, "-oat01-", "-ort01-", 1) + "\n",
+			code: 2, wantErr: "stdin line 2 is a refresh token, not a key; pool the account with its refresh token by 'piauth login --add-to-pool'; nothing added", wantKeys: []string{k1},
+		},
+		{
+			name: "control characters refused", stdin: k1[:20] + "\x1b[2K" + k1[20:] + "\n",
+			code: 2, wantErr: "stdin line 1 is not an Anthropic key",
+		},
 		{name: "empty stdin", stdin: "\n \n", code: 2, wantErr: "no keys on stdin"},
 		{
 			name: "secret on argv refused", stdin: k1, args: []string{k2},

@@ -5,6 +5,7 @@ package secret
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strings"
 )
 
@@ -83,4 +84,33 @@ func KindOf(tok string) Kind {
 		return KindAPI
 	}
 	return KindOAuth
+}
+
+// Errors of CheckKey.
+var (
+	// ErrRefreshToken is a refresh token (sk-ant-ort…) given where a key
+	// belongs: it authenticates nothing by itself and must never be sent to
+	// the Messages API.
+	ErrRefreshToken = errors.New("is a refresh token, not a key; pool the account with its refresh token by 'piauth login --add-to-pool'")
+	// ErrNotAKey is text that is not an Anthropic key.
+	ErrNotAKey = errors.New("is not an Anthropic key (an OAuth access token or a Console API key, letters, digits, - and _ only)")
+)
+
+// CheckKey reports whether tok can be pooled as a key: an sk-ant- token of
+// the characters tokens are made of (letters, digits, - and _), not a
+// refresh token. Its errors never contain tok.
+func CheckKey(tok string) error {
+	rest, ok := strings.CutPrefix(tok, marker)
+	switch {
+	case !ok || len(rest) < 8:
+		return ErrNotAKey
+	case strings.HasPrefix(rest, "ort"):
+		return ErrRefreshToken
+	}
+	for i := 0; i < len(tok); i++ {
+		if !isTokenByte(tok[i]) {
+			return ErrNotAKey
+		}
+	}
+	return nil
 }

@@ -55,3 +55,34 @@ func TestFingerprint(t *testing.T) {
 	assert.Len(t, Fingerprint("sk-ant-oat01-x"), 12)
 	assert.NotEqual(t, Fingerprint("a"), Fingerprint("b"))
 }
+
+func TestCheckKey(t *testing.T) {
+	tests := []struct {
+		name string
+		tok  string
+		want error
+	}{
+		{"oauth", "sk-ant-oat01-" + strings.Repeat("a", 40), nil},
+		{"api", "sk-ant-api03-" + strings.Repeat("B_-9", 10), nil},
+		{"refresh token", "sk-ant-ort01-" + strings.Repeat("a", 40), ErrRefreshToken},
+		{"control character", "sk-ant-oat01-aaaa\x1b[2Kbbbbbbbb", ErrNotAKey},
+		{"nul", "sk-ant-oat01-aaaaaaaa\x00", ErrNotAKey},
+		{"space inside", "sk-ant-oat01-aaaa bbbbbbbb", ErrNotAKey},
+		{"non-ascii", "sk-ant-oat01-aaaaaaaé", ErrNotAKey},
+		{"not anthropic", "ghp_" + strings.Repeat("a", 36), ErrNotAKey},
+		{"prefix only", "sk-ant-", ErrNotAKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckKey(tt.tok)
+			if tt.want == nil {
+				assert.NoError(t, err)
+				return
+			}
+			assert.ErrorIs(t, err, tt.want)
+			if len(tt.tok) > 12 {
+				assert.NotContains(t, err.Error(), tt.tok, "never the token itself")
+			}
+		})
+	}
+}
