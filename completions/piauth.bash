@@ -14,6 +14,7 @@ __piauth_resolve() {
     '/chat') echo 'chat' ;;
     '/proxy') echo 'proxy' ;;
     '/models') echo 'models' ;;
+    '/usage') echo 'usage' ;;
     '/emulator') echo 'emulator' ;;
     '/completion') echo 'completion' ;;
     '/man') echo 'man' ;;
@@ -28,6 +29,7 @@ __piauth_resolve() {
     'key/prune') echo 'prune' ;;
     'key/sync') echo 'sync' ;;
     'key/restore') echo 'restore' ;;
+    'usage/report') echo 'report' ;;
   esac
 }
 
@@ -58,10 +60,11 @@ __piauth_value() {
 # __piauth_words PATH: the subcommands and fixed arguments below PATH.
 __piauth_words() {
   case "$1" in
-    '') echo 'login logout token status key chat proxy models emulator completion man help' ;;
+    '') echo 'login logout token status key chat proxy models usage emulator completion man help' ;;
     'key') echo 'add list use reset remove prune sync restore' ;;
+    'usage') echo 'report' ;;
     'completion') echo 'bash zsh fish' ;;
-    'help') echo 'login logout token status key chat proxy models emulator completion man' ;;
+    'help') echo 'login logout token status key chat proxy models usage emulator completion man' ;;
   esac
 }
 
@@ -85,6 +88,8 @@ __piauth_flags() {
     'chat') echo '--stream --model -m --system -s --max-tokens --thinking --tools --json --show-thinking --interactive -i --wait --help -h' ;;
     'proxy') echo '--addr --no-auth --show-key --json-log --allow-origin --help -h' ;;
     'models') echo '--json --help -h' ;;
+    'usage') echo '--help -h' ;;
+    'usage report') echo '--help -h' ;;
     'emulator') echo '--addr --scenario --expires-in --quiet -q --help -h' ;;
     'completion') echo '--help -h' ;;
     'man') echo '--help -h' ;;

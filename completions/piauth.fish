@@ -22,6 +22,8 @@ function __piauth_resolve
             echo 'proxy'
         case '/models'
             echo 'models'
+        case '/usage'
+            echo 'usage'
         case '/emulator'
             echo 'emulator'
         case '/completion'
@@ -50,6 +52,8 @@ function __piauth_resolve
             echo 'sync'
         case 'key/restore'
             echo 'restore'
+        case 'usage/report'
+            echo 'report'
     end
 end
 
@@ -106,6 +110,7 @@ complete -c piauth -n '__piauth_at \'\'' -a 'key' -d 'manage the key pool (key-r
 complete -c piauth -n '__piauth_at \'\'' -a 'chat' -d 'talk to Claude over the Messages API'
 complete -c piauth -n '__piauth_at \'\'' -a 'proxy' -d 'serve a local Messages endpoint with the pool, refresh and rotation'
 complete -c piauth -n '__piauth_at \'\'' -a 'models' -d 'list the current Claude models with aliases, limits and list prices'
+complete -c piauth -n '__piauth_at \'\'' -a 'usage' -d 'show each account\'s 5-hour and weekly windows'
 complete -c piauth -n '__piauth_at \'\'' -a 'emulator' -d 'run a local stand-in for Anthropic\'s OAuth and Messages endpoints'
 complete -c piauth -n '__piauth_at \'\'' -a 'completion' -d 'print a shell completion script (bash, zsh, fish)'
 complete -c piauth -n '__piauth_at \'\'' -a 'man' -d 'print the piauth(1) man page (roff), generated from the command tree'
@@ -205,6 +210,13 @@ complete -c piauth -n '__piauth_at \'proxy\'' -s h -l help -d 'show help'
 complete -c piauth -n '__piauth_at \'models\'' -l json -d 'print JSON: {source, note, models: [...]}'
 complete -c piauth -n '__piauth_at \'models\'' -s h -l help -d 'show help'
 
+# piauth usage
+complete -c piauth -n '__piauth_at \'usage\'' -a 'report' -d 'tokens, requests and cost from the local ledger'
+complete -c piauth -n '__piauth_at \'usage\'' -s h -l help -d 'show help'
+
+# piauth usage report
+complete -c piauth -n '__piauth_at \'usage report\'' -s h -l help -d 'show help'
+
 # piauth emulator
 complete -c piauth -n '__piauth_at \'emulator\'' -l addr -x -d 'listen ADDRESS (loopback unless a host is given)'
 complete -c piauth -n '__piauth_at \'emulator\'' -l scenario -r -F -d 'scenario FILE (JSON) scripting replies and per-token outcomes'
@@ -220,5 +232,5 @@ complete -c piauth -n '__piauth_at \'completion\'' -s h -l help -d 'show help'
 complete -c piauth -n '__piauth_at \'man\'' -s h -l help -d 'show help'
 
 # piauth help
-complete -c piauth -n '__piauth_at \'help\'' -a 'login logout token status key chat proxy models emulator completion man'
+complete -c piauth -n '__piauth_at \'help\'' -a 'login logout token status key chat proxy models usage emulator completion man'
 complete -c piauth -n '__piauth_at \'help\'' -s h -l help -d 'show help'

@@ -58,6 +58,7 @@ func commands(f *Factory) []*cli.Command {
 		newChatCmd(f),
 		newProxyCmd(f),
 		newModelsCmd(f),
+		newUsageCmd(f),
 		newEmulatorCmd(f),
 		newCompletionCmd(f),
 		newManCmd(f),

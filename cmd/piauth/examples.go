@@ -34,6 +34,10 @@ piauth key prune --yes                   # in a script`,
 git diff | piauth chat "Write a commit message for this" --json`,
 	"models": `piauth models
 piauth models --json | jq -r '.models[].id'`,
+	"usage": `piauth usage
+piauth usage --json | jq '.accounts[] | {label, windows}'`,
+	"usage report": `piauth usage report --since 7d
+piauth usage report --by model --json`,
 	"proxy": `piauth proxy --json-log
 export ANTHROPIC_BASE_URL=http://127.0.0.1:8787 ANTHROPIC_API_KEY=$(piauth proxy --show-key)`,
 	"emulator": `piauth emulator --addr 127.0.0.1:8080 --quiet
