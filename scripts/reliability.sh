@@ -79,10 +79,14 @@ callback_bind_nonloopback eq 0
 keyring_items_lost_on_sync eq 0
 tokens_sent_after_redirect eq 0
 daemons_spawned eq 0
-peak_rss_mb_on_200mb_line le 100'
+peak_rss_mb_on_200mb_line le 100
+keys_lost_on_401 eq 0
+hang_seconds le 4'
 
 while read -r name op bound; do
-  value=$(awk -v n="$name" '$2 == n { v = $3 } END { print v }' "$work/results")
+  # Several tests may measure one figure (chat and the proxy, the token
+  # endpoint and the Messages API): the worst value counts.
+  value=$(awk -v n="$name" '$2 == n && (v == "" || $3 + 0 > v + 0) { v = $3 } END { print v }' "$work/results")
   if [ -z "$value" ]; then
     echo "result $name missing"
     status=1

@@ -16,16 +16,16 @@ const defaultBaseURL = "https://api.anthropic.com"
 // lets --authorize-url/--token-url override them), the Factory's HTTP client
 // and clock.
 func (f *Factory) OAuthConfig() (*pkce.Config, error) {
-	hc, err := f.oauthHTTPClient()
-	if err != nil {
-		return nil, err
-	}
-	return &pkce.Config{
+	cfg := &pkce.Config{
 		AuthorizeEndpoint: f.Getenv("PIAUTH_AUTHORIZE_URL"),
 		TokenEndpoint:     f.Getenv("PIAUTH_TOKEN_URL"),
-		HTTP:              hc,
+		HTTP:              f.HTTPClient, // nil: pkce's own bounded, redirect-refusing client
 		Now:               f.Now,
-	}, nil
+	}
+	if err := f.oauthLimits(cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 // BaseURL is where piauth sends requests with your credentials:

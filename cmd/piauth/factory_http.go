@@ -8,13 +8,13 @@ import (
 	"time"
 
 	"github.com/piauth/piauth/internal/httpx"
+	"github.com/piauth/piauth/pkg/pkce"
 )
 
 // Timeouts of outgoing requests (README "Files and environment").
 const (
-	defaultTimeout      = 5 * time.Minute  // first byte of a Messages answer, and silence inside a stream
-	defaultOAuthTimeout = 30 * time.Second // first byte of the token endpoint's answer
-	connectTimeout      = 10 * time.Second
+	defaultTimeout = 5 * time.Minute // first byte of a Messages answer, and silence inside a stream
+	connectTimeout = 10 * time.Second
 )
 
 // timeout is the limit chosen by --timeout, else PIAUTH_TIMEOUT, with what
@@ -67,20 +67,17 @@ func (f *Factory) httpClient() (*http.Client, error) {
 	return httpx.New(httpx.Limits{Connect: min(connectTimeout, d), FirstByte: d, Idle: d, SetBy: setBy}), nil
 }
 
-// oauthHTTPClient is the client of the token endpoint: like httpClient, but
-// a silent token endpoint is given up on after 30 s unless a timeout is set.
-func (f *Factory) oauthHTTPClient() (*http.Client, error) {
-	if f.HTTPClient != nil {
-		return noRedirect(f.HTTPClient), nil
-	}
+// oauthLimits applies --timeout / PIAUTH_TIMEOUT to the token endpoint
+// client of cfg; without them pkce's own defaults hold (10 s to connect,
+// 30 s to the first byte: a silent token endpoint must not hang `piauth
+// token` in a CI job). pkce owns those limits; the Factory only chooses.
+func (f *Factory) oauthLimits(cfg *pkce.Config) error {
 	d, setBy, ok, err := f.timeout()
-	if err != nil {
-		return nil, err
+	if err != nil || !ok {
+		return err
 	}
-	if !ok {
-		d, setBy = defaultOAuthTimeout, "the default (--timeout or PIAUTH_TIMEOUT change it)"
-	}
-	return httpx.New(httpx.Limits{Connect: min(connectTimeout, d), FirstByte: d, Idle: d, SetBy: setBy}), nil
+	cfg.ConnectTimeout, cfg.ResponseTimeout, cfg.LimitsSetBy = min(connectTimeout, d), d, setBy
+	return nil
 }
 
 // noRedirect returns a copy of c that never follows a redirect: piauth adds

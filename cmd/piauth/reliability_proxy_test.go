@@ -140,8 +140,14 @@ func freePort(t *testing.T) string {
 // and returns its stderr watcher once it listens.
 func startProxyProcess(t *testing.T, dir, port, upstream string) *lineWatcher {
 	t.Helper()
+	return startProxyProcessEnv(t, dir, port, map[string]string{"PIAUTH_BASE_URL": upstream})
+}
+
+// startProxyProcessEnv is startProxyProcess with its environment given.
+func startProxyProcessEnv(t *testing.T, dir, port string, env map[string]string) *lineWatcher {
+	t.Helper()
 	cmd := exec.Command(piauthBinary(t), "--dir", dir, "--keyring", "off", "proxy", "--addr", "127.0.0.1:"+port)
-	cmd.Env = relEnv(map[string]string{"PIAUTH_BASE_URL": upstream})
+	cmd.Env = relEnv(env)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	stderrPipe, err := cmd.StderrPipe()

@@ -51,9 +51,26 @@ func MaskAll(s string) string {
 			j++
 		}
 		b.WriteString(s[:i])
-		b.WriteString(Mask(s[i:j]))
+		if masked(s[i:j], s[j:]) {
+			b.WriteString(s[i:j]) // already masked: masking twice would hide even the prefix
+		} else {
+			b.WriteString(Mask(s[i:j]))
+		}
 		s = s[j:]
 	}
+}
+
+// masked reports whether run (an sk-ant- token run) followed by after is
+// Mask's output rather than a token: "sk-ant-oat01-Ab…wxyz" (at most two
+// characters after the prefix, then "…") or "sk-ant-oat01-****".
+func masked(run, after string) bool {
+	rest := strings.TrimPrefix(run, marker)
+	k := strings.IndexByte(rest, '-')
+	if k < 0 {
+		return false
+	}
+	tail := rest[k+1:]
+	return len(tail) <= 2 && strings.HasPrefix(after, "…") || tail == "" && strings.HasPrefix(after, "****")
 }
 
 func isTokenByte(c byte) bool {

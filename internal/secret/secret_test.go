@@ -86,3 +86,11 @@ func TestCheckKey(t *testing.T) {
 		})
 	}
 }
+
+func TestMaskAllLeavesMaskedTokens(t *testing.T) {
+	tok := "sk-ant-oat01-" + strings.Repeat("Ab", 30) + "wxyz"
+	once := MaskAll("key " + tok + " refused")
+	assert.Equal(t, "key "+Mask(tok)+" refused", once)
+	assert.Equal(t, once, MaskAll(once), "masking twice changes nothing")
+	assert.NotContains(t, MaskAll(tok+"…"+tok), tok, "a whole token after an ellipsis is still masked")
+}

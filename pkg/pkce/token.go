@@ -62,7 +62,10 @@ type Config struct {
 	// ResponseTimeout bounds the wait for the first byte of the answer once the request
 	// is sent, and again the read of its body; 0 means DefaultResponseTimeout.
 	ResponseTimeout time.Duration
-	Now             func() time.Time
+	// LimitsSetBy names what chose ConnectTimeout and ResponseTimeout (e.g.
+	// "PIAUTH_TIMEOUT") in the no-answer message; "" means the defaults.
+	LimitsSetBy string
+	Now         func() time.Time
 	// Sleep waits between token endpoint retries; it must return ctx.Err() when ctx ends first.
 	Sleep func(ctx context.Context, d time.Duration) error
 }

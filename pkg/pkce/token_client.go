@@ -138,7 +138,11 @@ func noAnswerErr(ctx context.Context, err error, endpoint string, c *Config, ph 
 		if !ph.connected.Load() {
 			limit = c.connectTimeout()
 		}
-		return fmt.Errorf("token endpoint %s: %w within %s (%s): %w", endpoint, ErrNoAnswer, limit, ph, err)
+		setBy := "the default"
+		if c != nil && c.LimitsSetBy != "" {
+			setBy = c.LimitsSetBy
+		}
+		return fmt.Errorf("token endpoint %s: %w within %s (%s; limit set by %s): %w", endpoint, ErrNoAnswer, limit, ph, setBy, err)
 	}
 	return err
 }

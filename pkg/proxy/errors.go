@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/piauth/piauth/internal/httpx"
 	"github.com/piauth/piauth/pkg/rotate"
 )
 
@@ -61,7 +62,7 @@ func (p *Proxy) transportFailed(w http.ResponseWriter, r *http.Request, rec *rec
 	case rotate.NeedsLogin(err):
 		p.fail(w, rec, http.StatusUnauthorized, "authentication_error",
 			"piauth proxy has no usable credential ("+err.Error()+"); run `piauth login` or `piauth status`")
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, httpx.ErrTimeout):
 		p.fail(w, rec, http.StatusGatewayTimeout, "timeout_error", "piauth proxy: upstream timed out: "+err.Error())
 	default:
 		p.fail(w, rec, http.StatusBadGateway, "api_error", "piauth proxy: upstream request failed: "+err.Error())

@@ -23,7 +23,10 @@ type Event struct {
 //	for d.Next() { ev := d.Event(); … }
 //	if err := d.Err(); err != nil { … }
 //
-// Lines have no length cap; LF, CRLF and CR line ends are accepted; comments
+// An event (its lines, and the data they add up to) may hold at most
+// MaxEventBytes, else Next fails with ErrEventTooLarge (SetMaxEvent changes
+// the bound); memory stays bounded whatever the server sends. LF, CRLF and CR
+// line ends are accepted; comments
 // and the id:/retry: fields are ignored. At EOF, an event whose last line was
 // complete but which lacks the closing blank line is still dispatched (the
 // connection closed right after it; the spec and the SDK drop it, but its
@@ -47,6 +50,29 @@ type Decoder struct {
 	ev      Event
 	err     error
 	eof     bool
+	max     int // the longest event accepted, in bytes
+}
+
+// MaxEventBytes is the default bound of one event: far above any real one
+// (a large tool input or a web_fetch result of a few MB), far below what
+// would hurt.
+const MaxEventBytes = 16 << 20
+
+// ErrEventTooLarge is the Decoder's error for an event (or one line) over
+// its bound.
+var ErrEventTooLarge = errors.New("event too large")
+
+// SetMaxEvent sets the largest event (and line) d accepts, in bytes; n ≤ 0
+// restores MaxEventBytes.
+func (d *Decoder) SetMaxEvent(n int) {
+	if n <= 0 {
+		n = MaxEventBytes
+	}
+	d.max = n
+}
+
+func (d *Decoder) tooLarge() error {
+	return fmt.Errorf("read event stream: %w (over %d bytes)", ErrEventTooLarge, d.max)
 }
 
 // readBufSize is the bufio buffer size; longer lines spill into Decoder.line.
@@ -54,7 +80,7 @@ const readBufSize = 16 << 10
 
 // NewDecoder returns a Decoder reading r. If r is an io.Closer, Close closes it.
 func NewDecoder(r io.Reader) *Decoder {
-	d := &Decoder{r: bufio.NewReaderSize(r, readBufSize)}
+	d := &Decoder{r: bufio.NewReaderSize(r, readBufSize), max: MaxEventBytes}
 	d.c, _ = r.(io.Closer)
 	return d
 }
@@ -70,6 +96,9 @@ func (d *Decoder) Next() bool {
 			if d.processRest() {
 				return true
 			}
+			if d.err != nil {
+				return false
+			}
 			continue
 		}
 		if d.eof {
@@ -79,6 +108,10 @@ func (d *Decoder) Next() bool {
 			return d.dispatch()
 		}
 		line, complete, err := d.readLine()
+		if errors.Is(err, ErrEventTooLarge) {
+			d.err = d.tooLarge()
+			return false
+		}
 		if err != nil {
 			d.err = fmt.Errorf("read event stream: %w", err)
 			return false
@@ -99,6 +132,9 @@ func (d *Decoder) Next() bool {
 		}
 		if d.processLine(line) {
 			return true
+		}
+		if d.err != nil {
+			return false
 		}
 	}
 }
@@ -125,6 +161,9 @@ func (d *Decoder) readLine() (line []byte, complete bool, err error) {
 		switch {
 		case err == nil:
 			if len(d.line) > 0 {
+				if len(d.line)+len(chunk) > d.max {
+					return nil, false, ErrEventTooLarge
+				}
 				d.line = appendDoubling(d.line, chunk)
 				chunk = d.line
 				d.spilled = true
@@ -135,8 +174,14 @@ func (d *Decoder) readLine() (line []byte, complete bool, err error) {
 			}
 			return chunk, true, nil
 		case errors.Is(err, bufio.ErrBufferFull):
+			if len(d.line)+len(chunk) > d.max {
+				return nil, false, ErrEventTooLarge
+			}
 			d.line = appendDoubling(d.line, chunk)
 		case errors.Is(err, io.EOF):
+			if len(d.line)+len(chunk) > d.max {
+				return nil, false, ErrEventTooLarge
+			}
 			d.line = append(d.line, chunk...)
 			return d.line, false, nil
 		default:
@@ -173,6 +218,10 @@ func (d *Decoder) processLine(line []byte) bool {
 	}
 	switch string(field) {
 	case "data":
+		if len(d.data)+len(value) >= d.max {
+			d.err, d.hasData = d.tooLarge(), false
+			return false
+		}
 		switch {
 		case d.hasData:
 			d.data = append(d.data, '\n')

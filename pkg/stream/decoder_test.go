@@ -98,3 +98,41 @@ func TestDecoderReadErrorAndClose(t *testing.T) {
 	assert.True(t, rc.closed)
 	assert.NoError(t, NewDecoder(strings.NewReader("")).Close(), "non-closer")
 }
+
+func TestDecoderEventBound(t *testing.T) {
+	tests := []struct {
+		name    string
+		stream  string
+		max     int
+		wantErr bool
+		events  int
+	}{
+		{"within", "data: " + strings.Repeat("x", 900) + "\n\n", 1000, false, 1},
+		{"one long line", "data: " + strings.Repeat("x", 70_000) + "\n\n", 64 << 10, true, 0},
+		{"many lines add up", strings.Repeat("data: "+strings.Repeat("y", 100)+"\n", 20) + "\n", 1000, true, 0},
+		{"a long comment line", ": " + strings.Repeat("z", 70_000) + "\ndata: ok\n\n", 64 << 10, true, 0},
+		{"events before the long one arrive", "data: a\n\ndata: " + strings.Repeat("x", 70_000) + "\n\n", 64 << 10, true, 1},
+		{"CR only", "data: " + strings.Repeat("x", 2000) + "\r\r", 1000, true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := NewDecoder(strings.NewReader(tt.stream))
+			d.SetMaxEvent(tt.max)
+			n := 0
+			for d.Next() {
+				n++
+			}
+			assert.Equal(t, tt.events, n)
+			if tt.wantErr {
+				assert.ErrorIs(t, d.Err(), ErrEventTooLarge)
+			} else {
+				assert.NoError(t, d.Err())
+			}
+		})
+	}
+	// The default bound holds without a call.
+	big := "data: " + strings.Repeat("x", MaxEventBytes+1) + "\n\n"
+	d := NewDecoder(strings.NewReader(big))
+	assert.False(t, d.Next())
+	assert.ErrorIs(t, d.Err(), ErrEventTooLarge)
+}
