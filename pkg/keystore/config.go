@@ -1,11 +1,9 @@
 package keystore
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"path/filepath"
 )
 
@@ -44,20 +42,12 @@ func ResolveConfigDir(getenv func(string) string) (string, error) {
 // mode) is a *MalformedError with the position, and the file is left as it
 // is. It is read like every file of piauth's (ReadFile: no symlinks, no FIFOs).
 func ReadConfig(path string) (*Config, error) {
-	data, err := readFile(path, nil)
-	if errors.Is(err, fs.ErrNotExist) {
-		return &Config{}, nil
-	}
-	if err != nil {
+	d, top, err := readObjectFile(path)
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	d, err := parseDoc(path, data)
-	if err != nil {
-		return nil, err
-	}
-	top, err := d.object("", bytes.TrimSpace(data))
-	if err != nil {
-		return nil, err
+	case top == nil:
+		return &Config{}, nil // no file yet
 	}
 	c := &Config{extra: top}
 	if raw, ok := top[configKeyringField]; ok {

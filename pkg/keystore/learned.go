@@ -1,12 +1,10 @@
 package keystore
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"path/filepath"
 	"time"
 
@@ -56,20 +54,12 @@ const (
 // ReadLearned reads path; a missing file is an empty Learned. A malformed
 // file is a *MalformedError and is left as it is.
 func ReadLearned(path string) (*Learned, error) {
-	data, err := readFile(path, nil)
-	if errors.Is(err, fs.ErrNotExist) {
-		return &Learned{}, nil
-	}
-	if err != nil {
+	d, top, err := readObjectFile(path)
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	d, err := parseDoc(path, data)
-	if err != nil {
-		return nil, err
-	}
-	top, err := d.object("", bytes.TrimSpace(data))
-	if err != nil {
-		return nil, err
+	case top == nil:
+		return &Learned{}, nil // no file yet
 	}
 	l := &Learned{extra: top}
 	if raw, ok := top[learnedVersionField]; ok {

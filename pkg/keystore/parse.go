@@ -389,3 +389,23 @@ func marshalObject(m map[string]json.RawMessage) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// readObjectFile reads a small JSON object file of piauth's (config.json,
+// learned.json) strictly: top is nil when the file does not exist; a
+// malformed file is a *MalformedError. d decodes the members with positions.
+func readObjectFile(path string) (d *doc, top map[string]json.RawMessage, err error) {
+	data, err := readFile(path, nil)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if d, err = parseDoc(path, data); err != nil {
+		return nil, nil, err
+	}
+	if top, err = d.object("", bytes.TrimSpace(data)); err != nil {
+		return nil, nil, err
+	}
+	return d, top, nil
+}

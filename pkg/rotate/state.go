@@ -16,57 +16,41 @@ import (
 	"github.com/piauth/piauth/pkg/keystore"
 )
 
-// cool records that key tok (index i of n) failed with class, moves Active to
-// the next usable key and says so on Log. It returns the updated pool.
+// cool records that key tok (index i of n) failed with class: it cools
+// down until the answer's reset (Cooldown) and the request moves on.
 func (t *Transport) cool(ctx context.Context, tok string, i, n int, class Class, h http.Header, a *attempt) (*keystore.Pool, error) {
-	now := t.Source.now()
-	until := Cooldown(h, class, now)
+	until := Cooldown(h, class, t.Source.now())
 	reason := keystore.ReasonRateLimit
 	if class == ClassOverloaded {
 		reason = keystore.ReasonOverloaded
 	}
-	next := -1
-	var status keystore.KeyStatus
-	p, err := t.Source.Store.UpdatePool(ctx, func(p *keystore.Pool) error {
-		if j := p.Find(tok); j >= 0 {
-			st := p.State(j)
-			if until.After(st.CooldownUntil) {
-				st.CooldownUntil = until
-			}
-			st.CooldownReason = reason
-			if u, ok := ParseUnified(h); ok {
-				st.UnifiedStatus, st.Utilization = u.Status, u.Utilization
-			}
-			status = p.Status(j, now)
+	return t.setAside(ctx, tok, i, n, a, "record the cooldown of", func(st *keystore.KeyState) {
+		if until.After(st.CooldownUntil) {
+			st.CooldownUntil = until
 		}
-		if next = choose(p, a.tried, "", now); next >= 0 {
-			p.Active = next
+		st.CooldownReason = reason
+		if u, ok := ParseUnified(h); ok {
+			st.UnifiedStatus, st.Utilization = u.Status, u.Utilization
 		}
-		p.Rotated = true
-		n = len(p.Keys)
-		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("record cooldown of key %d/%d: %w", i+1, n, err)
-	}
-	then := "no other key is ready"
-	if next >= 0 {
-		then = fmt.Sprintf("trying key %d/%d", next+1, n)
-	}
-	t.logf("🔑 key %d/%d (%s) %s; %s", i+1, n, keystore.Mask(tok), status.Describe(now), then)
-	return p, nil
 }
 
 // disable takes key tok (index i of n) out of rotation because the service
-// refused its account (403, OAuth not allowed for its organization), moves
-// Active to the next usable key and says so on Log.
+// refused its account (403, OAuth not allowed for its organization).
 func (t *Transport) disable(ctx context.Context, tok string, i, n int, a *attempt) (*keystore.Pool, error) {
+	return t.setAside(ctx, tok, i, n, a, "mark disabled", func(st *keystore.KeyState) { st.Disabled = true })
+}
+
+// setAside applies mark to key tok's state, moves Active to the next usable
+// key and sets the rotated mark, in one locked write, and says on Log what
+// the key is now and what comes next. It returns the updated pool.
+func (t *Transport) setAside(ctx context.Context, tok string, i, n int, a *attempt, what string, mark func(*keystore.KeyState)) (*keystore.Pool, error) {
 	now := t.Source.now()
 	next := -1
 	var status keystore.KeyStatus
 	p, err := t.Source.Store.UpdatePool(ctx, func(p *keystore.Pool) error {
 		if j := p.Find(tok); j >= 0 {
-			p.State(j).Disabled = true
+			mark(p.State(j))
 			status = p.Status(j, now)
 		}
 		if next = choose(p, a.tried, "", now); next >= 0 {
@@ -77,7 +61,7 @@ func (t *Transport) disable(ctx context.Context, tok string, i, n int, a *attemp
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("mark key %d/%d disabled: %w", i+1, n, err)
+		return nil, fmt.Errorf("%s key %d/%d: %w", what, i+1, n, err)
 	}
 	then := "no other key is ready"
 	if next >= 0 {
