@@ -46,8 +46,9 @@ func (p *Proxy) fail(w http.ResponseWriter, rec *record, status int, typ, msg st
 }
 
 // transportFailed answers a request whose upstream round trip failed before
-// any response: every key rate-limited (429 with retry-after), no usable
-// credential (401), or anything else (502).
+// any response: every key rate-limited (429 with retry-after) or overloaded
+// (529), no usable credential (401), a silent upstream (504), or anything
+// else (502).
 func (p *Proxy) transportFailed(w http.ResponseWriter, r *http.Request, rec *record, err error) {
 	if r.Context().Err() != nil {
 		rec.Status, rec.Error = statusClientClosed, "client_closed"
@@ -58,6 +59,10 @@ func (p *Proxy) transportFailed(w http.ResponseWriter, r *http.Request, rec *rec
 	case errors.As(err, &limited):
 		w.Header().Set("Retry-After", strconv.FormatInt(retryAfter(limited.FreeAt, p.opts.Now()), 10))
 		w.Header().Set("X-Should-Retry", "true")
+		if limited.Overloaded { // what the service itself says when it is busy
+			p.fail(w, rec, 529, "overloaded_error", "piauth proxy: "+limited.Error())
+			return
+		}
 		p.fail(w, rec, http.StatusTooManyRequests, "rate_limit_error", "piauth proxy: "+limited.Error())
 	case rotate.NeedsLogin(err):
 		p.fail(w, rec, http.StatusUnauthorized, "authentication_error",
