@@ -52,7 +52,7 @@ grep -oE 'result [a-z_]+ [0-9.]+' "$work/tests.log" >"$work/results"
 
 echo "== fuzzing, $fuzztime per target" >&2
 crashers=0
-for target in FuzzDecoder:./pkg/stream FuzzAccumulator:./pkg/stream FuzzParsePaste:./pkg/pkce FuzzParsePool:./pkg/keystore; do
+for target in FuzzDecoder:./pkg/stream FuzzAccumulator:./pkg/stream FuzzParsePaste:./pkg/pkce FuzzParsePool:./pkg/keystore FuzzStrip:./internal/termsafe FuzzShape:./pkg/stream; do
   name=${target%%:*} pkg=${target#*:}
   mkdir -p "$work/fuzzcache/$name"
   if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg" \
