@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/piauth/piauth/internal/when"
 )
 
 // LockOptions tunes Lock. Zero values take the defaults.
@@ -64,7 +66,7 @@ func (e *LockTimeoutError) Error() string {
 		fix = "rm -r " + shellQuote(e.Path)
 	}
 	msg := fmt.Sprintf("lock %s: %v after %s (last touched %s ago); if no piauth or pi process is using it, clear it with: %s",
-		e.Path, ErrLockTimeout, e.Waited.Round(time.Millisecond), e.Age.Round(time.Second), fix)
+		e.Path, ErrLockTimeout, when.Duration(e.Waited), when.Duration(e.Age), fix)
 	if e.Cause != nil {
 		msg += " (" + e.Cause.Error() + ")"
 	}

@@ -11,6 +11,8 @@ import (
 	"net/http/httptrace"
 	"sync/atomic"
 	"time"
+
+	"github.com/piauth/piauth/internal/when"
 )
 
 // Default limits of a token endpoint request (Config.ConnectTimeout,
@@ -142,7 +144,7 @@ func noAnswerErr(ctx context.Context, err error, endpoint string, c *Config, ph 
 		if c != nil && c.LimitsSetBy != "" {
 			setBy = c.LimitsSetBy
 		}
-		return fmt.Errorf("token endpoint %s: %w within %s (%s; limit set by %s): %w", endpoint, ErrNoAnswer, limit, ph, setBy, err)
+		return fmt.Errorf("token endpoint %s: %w within %s (%s; limit set by %s): %w", endpoint, ErrNoAnswer, when.Duration(limit), ph, setBy, err)
 	}
 	return err
 }
