@@ -1,9 +1,6 @@
 package main
 
 import (
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -20,24 +17,7 @@ import (
 func TestReliabilityChatLongLine(t *testing.T) {
 	env := newAuthEnv(t)
 	env.writeAuth(t, oauthCred(authToken("oat", "chatline"), authToken("ort", "chatline"), time.Now().Add(time.Hour)))
-	sent := make(chan int64, 1)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "text/event-stream")
-		io.WriteString(w, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-5-5\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n")
-		io.WriteString(w, "event: content_block_delta\ndata: ")
-		chunk := []byte(strings.Repeat("x", 64<<10))
-		var n int64
-		for n < longLineBytes {
-			m, err := w.Write(chunk)
-			n += int64(m)
-			if err != nil {
-				break // chat hung up, as it should
-			}
-		}
-		sent <- n
-	}))
-	t.Cleanup(up.Close)
+	up, sent := longLineUpstream(t, false)
 
 	cmd := exec.Command(piauthBinary(t), "--dir", env.dir, "--keyring", "off", "chat", "--stream", "hi")
 	cmd.Env = relEnv(map[string]string{"PIAUTH_BASE_URL": up.URL, "PIAUTH_STATE_DIR": t.TempDir()})

@@ -45,25 +45,7 @@ func TestReliabilityProxyLongLine(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, keystore.AuthFileName), auth, 0o600))
 
-	sent := make(chan int64, 1)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "text/event-stream")
-		io.WriteString(w, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-5-5\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n")
-		io.WriteString(w, "event: content_block_delta\ndata: ")
-		chunk := []byte(strings.Repeat("x", 64<<10))
-		var n int64
-		for n < longLineBytes {
-			m, err := w.Write(chunk)
-			n += int64(m)
-			if err != nil {
-				break // the proxy hung up, as it should
-			}
-		}
-		io.WriteString(w, "\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
-		sent <- n
-	}))
-	t.Cleanup(up.Close)
+	up, sent := longLineUpstream(t, true)
 
 	cmd := exec.Command(bin, "--dir", dir, "--keyring", "off", "proxy", "--addr", "127.0.0.1:0")
 	cmd.Env = relEnv(map[string]string{"PIAUTH_BASE_URL": up.URL})
@@ -109,6 +91,36 @@ func TestReliabilityProxyLongLine(t *testing.T) {
 	peak := peakRSSMB(t, cmd.Process.Pid)
 	relResult(t, "peak_rss_mb_on_200mb_line", peak)
 	assert.LessOrEqual(t, peak, maxProxyRSSMB)
+}
+
+// longLineUpstream is a Messages upstream that streams message_start and
+// then one content_block_delta line of longLineBytes (and, with stop, the
+// end of the message). sent receives how much of the line it wrote before
+// the client hung up.
+func longLineUpstream(t *testing.T, stop bool) (up *httptest.Server, sent <-chan int64) {
+	t.Helper()
+	ch := make(chan int64, 1)
+	up = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-5-5\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n")
+		io.WriteString(w, "event: content_block_delta\ndata: ")
+		chunk := []byte(strings.Repeat("x", 64<<10))
+		var n int64
+		for n < longLineBytes {
+			m, err := w.Write(chunk)
+			n += int64(m)
+			if err != nil {
+				break // the client hung up, as it should
+			}
+		}
+		if stop {
+			io.WriteString(w, "\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+		}
+		ch <- n
+	}))
+	t.Cleanup(up.Close)
+	return up, ch
 }
 
 // peakRSSMB is VmHWM of process pid, in MB (rounded up).
