@@ -48,6 +48,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rec *record) {
 		return
 	}
 	defer body.release()
+	rec.upstream, rec.body = true, body.data
 	target := p.opts.Upstream + r.URL.Path
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
@@ -73,7 +74,8 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rec *record) {
 		return
 	}
 	defer resp.Body.Close()
-	rec.Key = upstreamKey(resp.Request)
+	rec.Key, rec.fingerprint = upstreamKey(resp.Request)
+	rec.requestID = resp.Header.Get("Request-Id")
 	for name, vs := range resp.Header {
 		if keepResponseHeader(name) {
 			w.Header()[name] = vs
@@ -96,20 +98,21 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rec *record) {
 	}
 }
 
-// upstreamKey is the masked credential the transport sent, read from the
-// request it attached to the response ("" when unknown).
-func upstreamKey(req *http.Request) string {
+// upstreamKey is the masked credential the transport sent, and its
+// fingerprint, read from the request it attached to the response ("" when
+// unknown).
+func upstreamKey(req *http.Request) (masked, fingerprint string) {
 	if req == nil {
-		return ""
+		return "", ""
 	}
 	tok := req.Header.Get("X-Api-Key")
 	if tok == "" {
 		tok = bearer(req.Header.Get("Authorization"))
 	}
 	if tok == "" {
-		return ""
+		return "", ""
 	}
-	return keystore.Mask(tok)
+	return keystore.Mask(tok), keystore.Fingerprint(tok)
 }
 
 // passError passes an upstream error answer (status, body and the useful
@@ -157,7 +160,7 @@ func (p *Proxy) passJSON(w http.ResponseWriter, r *http.Request, resp *http.Resp
 		return
 	}
 	if bytes.Contains(data, []byte(stream.ToolPrefix)) {
-		data = mapMessageTools(data, tools())
+		data = stream.MapMessageToolNames(data, tools())
 	}
 	rec.jsonUsage(data)
 	rec.Status = resp.StatusCode
@@ -169,42 +172,6 @@ func (p *Proxy) passJSON(w http.ResponseWriter, r *http.Request, resp *http.Resp
 	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(data)
-}
-
-// mapMessageTools renames the tool_use blocks of a message back to the
-// client's tool names. Data it cannot read is returned unchanged.
-func mapMessageTools(data []byte, tools *stream.ToolNames) []byte {
-	var msg map[string]json.RawMessage
-	var content []map[string]json.RawMessage
-	if json.Unmarshal(data, &msg) != nil || json.Unmarshal(msg["content"], &content) != nil {
-		return data
-	}
-	changed := false
-	for _, b := range content {
-		var typ, name string
-		_ = json.Unmarshal(b["type"], &typ)
-		if typ != "tool_use" && typ != "server_tool_use" || json.Unmarshal(b["name"], &name) != nil {
-			continue
-		}
-		if orig := tools.Original(name); orig != name {
-			b["name"] = marshal(orig)
-			changed = true
-		}
-	}
-	if !changed {
-		return data
-	}
-	msg["content"] = marshal(content)
-	return marshal(msg)
-}
-
-// marshal encodes v without HTML escaping (the API does not escape either).
-func marshal(v any) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // passStream passes a streamed answer event by event. Tool names in

@@ -182,22 +182,57 @@ func MapEventToolName(data []byte, m *ToolNames) []byte {
 		return data
 	}
 	var cb object
-	if json.Unmarshal(ev["content_block"], &cb) != nil || !isToolBlock(cb.str("type")) {
+	if json.Unmarshal(ev["content_block"], &cb) != nil || !m.renameBack(cb) || ev.set("content_block", cb) != nil {
 		return data
 	}
-	name := cb.str("name")
+	return marshalPlain(ev, data)
+}
+
+// MapMessageToolNames rewrites the tool names of a whole (non-streamed)
+// message's tool_use blocks back to the caller's names, as MapEventToolName
+// does for a stream. Data without the prefix is returned as is without being
+// parsed; unparsable data is returned unchanged.
+func MapMessageToolNames(data []byte, m *ToolNames) []byte {
+	if m != nil && m.verbatim || !bytes.Contains(data, []byte(ToolPrefix)) {
+		return data
+	}
+	var msg object
+	var content []object
+	if json.Unmarshal(data, &msg) != nil || json.Unmarshal(msg["content"], &content) != nil {
+		return data
+	}
+	changed := false
+	for _, b := range content {
+		changed = m.renameBack(b) || changed
+	}
+	if !changed {
+		return data
+	}
+	msg["content"] = marshalPlain(content, msg["content"])
+	return marshalPlain(msg, data)
+}
+
+// renameBack sets a tool block's name back to the caller's; it reports
+// whether the block changed.
+func (m *ToolNames) renameBack(b object) bool {
+	if !isToolBlock(b.str("type")) {
+		return false
+	}
+	name := b.str("name")
 	orig := m.Original(name)
-	if orig == name {
-		return data
+	return orig != name && b.set("name", orig) == nil
+}
+
+// marshalPlain encodes v as the API does (no HTML escaping), or returns
+// fallback when it cannot.
+func marshalPlain(v any, fallback []byte) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(v) != nil {
+		return fallback
 	}
-	if cb.set("name", orig) != nil || ev.set("content_block", cb) != nil {
-		return data
-	}
-	out, err := json.Marshal(ev)
-	if err != nil {
-		return data
-	}
-	return out
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // isServerTool reports whether a tool definition is an Anthropic server tool.
