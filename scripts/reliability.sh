@@ -48,7 +48,7 @@ if [ "$tests_rc" -ne 0 ]; then
   grep -vE '^=== (RUN|PAUSE|CONT)' "$work/tests.log" | tail -80 >&2
   status=1
 fi
-grep -oE 'result [a-z_]+ [0-9.]+' "$work/tests.log" >"$work/results"
+grep -oE 'result [a-z0-9_]+ [0-9.]+' "$work/tests.log" >"$work/results"
 
 echo "== fuzzing, $fuzztime per target" >&2
 crashers=0

@@ -123,15 +123,18 @@ func (s *Service) passThrough(raw json.RawMessage) bool {
 	if len(raw) == 0 || raw[0] != '[' {
 		return false
 	}
-	var blocks []object
+	// Element by element: a later element that is not an object (which
+	// the API refuses anyway) must not hide an identity already in front.
+	var blocks []json.RawMessage
 	if json.Unmarshal(raw, &blocks) != nil || len(blocks) == 0 {
 		return false
 	}
 	text := func(i int) (string, bool) {
-		if i >= len(blocks) || blocks[i].str("type") != "text" {
+		var b object
+		if i >= len(blocks) || json.Unmarshal(blocks[i], &b) != nil || b.str("type") != "text" {
 			return "", false
 		}
-		return blocks[i].str("text"), true
+		return b.str("text"), true
 	}
 	first, ok := text(0)
 	switch {

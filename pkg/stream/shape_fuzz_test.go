@@ -26,17 +26,17 @@ func FuzzShape(f *testing.F) {
 			return
 		}
 		names := ToolNamesFor(in)
-		var orig, sent struct {
-			Tools []object `json:"tools"`
-		}
-		if json.Unmarshal(in, &orig) != nil || json.Unmarshal(out, &sent) != nil || bytes.Equal(in, out) {
+		// Exact keys, as the API reads them (a struct decode would take
+		// "toolS" for "tools": encoding/json matches fields case-insensitively).
+		origTools, sentTools := exactTools(in), exactTools(out)
+		if origTools == nil || sentTools == nil || bytes.Equal(in, out) {
 			return
 		}
-		if len(orig.Tools) != len(sent.Tools) {
-			t.Fatalf("tools: %d in, %d out", len(orig.Tools), len(sent.Tools))
+		if len(origTools) != len(sentTools) {
+			t.Fatalf("tools: %d in, %d out", len(origTools), len(sentTools))
 		}
-		for i, tl := range sent.Tools {
-			name, want := tl.str("name"), orig.Tools[i].str("name")
+		for i, tl := range sentTools {
+			name, want := tl.str("name"), origTools[i].str("name")
 			if isServerTool(tl) || want == "" {
 				continue
 			}
@@ -52,4 +52,15 @@ func FuzzShape(f *testing.F) {
 			t.Fatalf("second Shape changed the body (err %v)", err)
 		}
 	})
+}
+
+// exactTools is the "tools" array of a request body, by its exact key; nil
+// when there is none or it is not an array of objects.
+func exactTools(body []byte) []object {
+	var top object
+	var tools []object
+	if json.Unmarshal(body, &top) != nil || json.Unmarshal(top["tools"], &tools) != nil {
+		return nil
+	}
+	return tools
 }
