@@ -12,6 +12,7 @@ import (
 
 	"github.com/piauth/piauth/internal/secret"
 	"github.com/piauth/piauth/pkg/keystore"
+	"github.com/piauth/piauth/pkg/pkce"
 )
 
 // keyAddOptions are the inputs of `piauth key add`.
@@ -109,14 +110,14 @@ func keyAddRun(ctx context.Context, opts *keyAddOptions) error {
 func authKey(store *keystore.Store) (string, keystore.KeyState, error) {
 	cred, err := store.Auth()
 	if errors.Is(err, keystore.ErrNotFound) {
-		return "", keystore.KeyState{}, withCode(exitNoKey, fmt.Errorf("not logged in (no Anthropic credentials in %s): run 'piauth login' first, or pipe keys to 'piauth key add --stdin': %w", store.AuthPath(), err))
+		return "", keystore.KeyState{}, fmt.Errorf("no Anthropic credentials in %s: run 'piauth login' first, or pipe keys to 'piauth key add --stdin' (%w)", store.AuthPath(), pkce.ErrNotLoggedIn)
 	}
 	if err != nil {
 		return "", keystore.KeyState{}, err
 	}
 	tok := cred.Token()
 	if tok == "" {
-		return "", keystore.KeyState{}, withCode(exitNoKey, fmt.Errorf("%s: the anthropic entry holds no token: %w", store.AuthPath(), keystore.ErrNotFound))
+		return "", keystore.KeyState{}, fmt.Errorf("%s: the anthropic entry holds no token (%w)", store.AuthPath(), pkce.ErrNotLoggedIn)
 	}
 	if cred.Type == "api_key" {
 		return tok, keystore.KeyState{}, nil
