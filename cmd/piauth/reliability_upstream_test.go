@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -72,19 +71,7 @@ func TestReliabilityKeysKeptOnBlanket401(t *testing.T) {
 // --refresh and a request through the proxy give up within the timeout
 // (PIAUTH_TIMEOUT=2s) plus a little, naming the URL and what set the limit.
 func TestReliabilityHang(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() }) // accepted, never answered
-		}
-	}()
-	hang := "http://" + ln.Addr().String()
+	hang := "http://" + testenv.SilentServer(t) // accepts, never answers
 	env := newAuthEnv(t)
 	env.writeAuth(t, oauthCred(authToken("oat", "hang"), authToken("ort", "hang"), time.Now().Add(time.Hour)))
 	const timeout = 2 * time.Second

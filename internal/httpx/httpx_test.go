@@ -2,7 +2,6 @@ package httpx
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -10,32 +9,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/piauth/piauth/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 func TestFirstByteLimit(t *testing.T) {
-	// A server that accepts and never answers.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
+	addr := testenv.SilentServer(t) // accepts and never answers
 	c := New(Limits{Connect: time.Second, FirstByte: 300 * time.Millisecond, SetBy: "PIAUTH_TIMEOUT"})
 	start := time.Now()
-	_, err = c.Get("http://" + ln.Addr().String() + "/v1/messages")
+	_, err := c.Get("http://" + addr + "/v1/messages")
 	took := time.Since(start)
 	var te *TimeoutError
 	require.ErrorAs(t, err, &te)
 	assert.ErrorIs(t, err, ErrTimeout)
-	assert.Contains(t, err.Error(), "no answer from http://"+ln.Addr().String()+"/v1/messages within 1s (limit set by PIAUTH_TIMEOUT)")
+	assert.Contains(t, err.Error(), "no answer from http://"+addr+"/v1/messages within 1s (limit set by PIAUTH_TIMEOUT)")
 	assert.Less(t, took, 5*time.Second)
 }
 
