@@ -15,6 +15,7 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
 
 	"github.com/piauth/piauth/pkg/emulator"
+	"github.com/piauth/piauth/pkg/stream"
 )
 
 // BenchmarkSDKRetryAfter times one Messages.New call of the official Go SDK,
@@ -38,10 +39,13 @@ func BenchmarkSDKRetryAfter(b *testing.B) {
 	srv := httptest.NewServer(emu)
 	b.Cleanup(srv.Close)
 
+	// The 2026 service also wants a current model and Claude Code's
+	// user-agent (its version floor) on OAuth requests.
 	client := anthropic.NewClient(option.WithBaseURL(srv.URL), option.WithAuthToken(tok),
-		option.WithHeader("anthropic-beta", emulator.OAuthBeta))
+		option.WithHeader("anthropic-beta", emulator.OAuthBeta),
+		option.WithHeader("User-Agent", stream.Builtin().UserAgent()))
 	params := anthropic.MessageNewParams{
-		Model:     anthropic.ModelClaudeSonnet4_5,
+		Model:     anthropic.Model("claude-sonnet-5-5"),
 		MaxTokens: 1024,
 		System:    []anthropic.TextBlockParam{{Text: emulator.IdentityText}},
 		Messages:  []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hello"))},
