@@ -8,13 +8,8 @@ import "net/http"
 // those of /v1/messages; max_tokens is not required. N is a deterministic
 // estimate: one token per four bytes of the request body.
 func (e *Emulator) handleCountTokens(w http.ResponseWriter, r *http.Request) {
-	tok, f := e.authenticate(r)
-	if tok != "" {
-		noteToken(w, tok)
-		e.countToken(tok)
-	}
-	if f != nil {
-		e.fail(w, f)
+	tok, ok := e.admit(w, r)
+	if !ok {
 		return
 	}
 	var req messagesRequest

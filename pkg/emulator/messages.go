@@ -20,13 +20,8 @@ func (e *Emulator) check(r *http.Request, req *messagesRequest, oauth bool) *fai
 }
 
 func (e *Emulator) handleMessages(w http.ResponseWriter, r *http.Request) {
-	tok, f := e.authenticate(r)
-	if tok != "" {
-		noteToken(w, tok)
-		e.countToken(tok)
-	}
-	if f != nil {
-		e.fail(w, f)
+	tok, ok := e.admit(w, r)
+	if !ok {
 		return
 	}
 	oauth := isOAuth(tok)

@@ -15,19 +15,27 @@ const (
 // modelsAuth authenticates a Models API request as for Messages; with
 // Service.ModelsRejectOAuth it refuses OAuth tokens. false when refused.
 func (e *Emulator) modelsAuth(w http.ResponseWriter, r *http.Request) bool {
+	tok, ok := e.admit(w, r)
+	if ok && isOAuth(tok) && e.rules.ModelsRejectOAuth {
+		e.fail(w, &failure{status: http.StatusUnauthorized, typ: "authentication_error", msg: msgOAuthNotAllowed})
+		return false
+	}
+	return ok
+}
+
+// admit authenticates r as the Messages API does, counts its token and
+// answers a refusal itself; ok is false when it did.
+func (e *Emulator) admit(w http.ResponseWriter, r *http.Request) (tok string, ok bool) {
 	tok, f := e.authenticate(r)
 	if tok != "" {
 		noteToken(w, tok)
 		e.countToken(tok)
 	}
-	if f == nil && isOAuth(tok) && e.rules.ModelsRejectOAuth {
-		f = &failure{status: http.StatusUnauthorized, typ: "authentication_error", msg: msgOAuthNotAllowed}
-	}
 	if f != nil {
 		e.fail(w, f)
-		return false
+		return tok, false
 	}
-	return true
+	return tok, true
 }
 
 func modelJSON(m Model) map[string]any {

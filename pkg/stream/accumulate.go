@@ -242,22 +242,12 @@ func (a *Accumulator) blockDelta(w *wireEvent) (Delta, error) {
 		if bs.b.Type != "text" {
 			return mismatch()
 		}
-		if a.Discard {
-			bs.text = bs.text[:0]
-		}
-		start := len(bs.text)
-		bs.text = append(bs.text, w.Delta.Text...)
-		d.Text = bs.text[start:len(bs.text):len(bs.text)]
+		d.Text = a.appendText(bs, w.Delta.Text)
 	case "thinking_delta":
 		if bs.b.Type != "thinking" {
 			return mismatch()
 		}
-		if a.Discard {
-			bs.text = bs.text[:0]
-		}
-		start := len(bs.text)
-		bs.text = append(bs.text, w.Delta.Thinking...)
-		d.Thinking = bs.text[start:len(bs.text):len(bs.text)]
+		d.Thinking = a.appendText(bs, w.Delta.Thinking)
 	case "signature_delta":
 		if bs.b.Type != "thinking" {
 			return mismatch()
@@ -275,6 +265,17 @@ func (a *Accumulator) blockDelta(w *wireEvent) (Delta, error) {
 		bs.b.Citations = append(bs.b.Citations, append(json.RawMessage(nil), w.Delta.Citation...))
 	}
 	return d, nil // unknown delta types are ignored
+}
+
+// appendText adds a text or thinking delta to block bs (after dropping what
+// it held, in Discard mode) and returns the delta's bytes within it.
+func (a *Accumulator) appendText(bs *blockState, delta string) []byte {
+	if a.Discard {
+		bs.text = bs.text[:0]
+	}
+	start := len(bs.text)
+	bs.text = append(bs.text, delta...)
+	return bs.text[start:len(bs.text):len(bs.text)]
 }
 
 func (a *Accumulator) blockStop(w *wireEvent) (Delta, error) {
