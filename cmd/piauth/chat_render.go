@@ -123,11 +123,8 @@ func (r *textRenderer) text(p []byte) error {
 	if len(p) == 0 { // an empty text block (e.g. a stream cut right after its start)
 		return nil
 	}
-	if r.errOpen {
-		if _, err := io.WriteString(r.errOut, "\n"); err != nil {
-			return err
-		}
-		r.errOpen = false
+	if err := r.endErr(); err != nil {
+		return err
 	}
 	if r.safeOut {
 		if p = termsafe.Strip(p); len(p) == 0 {
@@ -148,13 +145,7 @@ func (r *textRenderer) think(p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
-	if r.outOpen {
-		if _, err := io.WriteString(r.out, "\n"); err != nil {
-			return err
-		}
-		r.outOpen = false
-	}
-	if err := r.flush(); err != nil {
+	if err := r.endOut(); err != nil {
 		return err
 	}
 	if r.safeErr {
@@ -189,15 +180,25 @@ func (r *textRenderer) toolUse(b *stream.Block) error {
 
 // endLines ends the lines left open on stdout and stderr.
 func (r *textRenderer) endLines() error {
+	if err := r.endOut(); err != nil {
+		return err
+	}
+	return r.endErr()
+}
+
+// endOut ends a line left open on stdout and writes out the line buffer.
+func (r *textRenderer) endOut() error {
 	if r.outOpen {
 		if _, err := io.WriteString(r.out, "\n"); err != nil {
 			return err
 		}
 		r.outOpen = false
 	}
-	if err := r.flush(); err != nil {
-		return err
-	}
+	return r.flush()
+}
+
+// endErr ends a line left open on stderr.
+func (r *textRenderer) endErr() error {
 	if r.errOpen {
 		if _, err := io.WriteString(r.errOut, "\n"); err != nil {
 			return err
