@@ -49,8 +49,13 @@ __piauth_value() {
     'chat/--max-tokens') echo 'any' ;;
     'chat/--thinking') echo 'any' ;;
     'chat/--tools') echo 'file' ;;
+    'chat/--switch-at') echo 'any' ;;
     'proxy/--addr') echo 'any' ;;
+    'proxy/--switch-at') echo 'any' ;;
     'proxy/--allow-origin') echo 'any' ;;
+    'usage report/--since') echo 'any' ;;
+    'usage report/--until') echo 'any' ;;
+    'usage report/--by') echo 'any' ;;
     'emulator/--addr') echo 'any' ;;
     'emulator/--scenario') echo 'file' ;;
     'emulator/--expires-in') echo 'any' ;;
@@ -75,7 +80,7 @@ __piauth_flags() {
     'login') echo '--no-browser --manual --port --add-to-pool --label --authorize-url --token-url --help -h' ;;
     'logout') echo '--help -h' ;;
     'token') echo '--refresh --help -h' ;;
-    'status') echo '--json --help -h' ;;
+    'status') echo '--json --check --help -h' ;;
     'key') echo '--help -h' ;;
     'key add') echo '--stdin --label --help -h' ;;
     'key list') echo '--json --help -h' ;;
@@ -85,11 +90,11 @@ __piauth_flags() {
     'key prune') echo '--yes -y --help -h' ;;
     'key sync') echo '--help -h' ;;
     'key restore') echo '--help -h' ;;
-    'chat') echo '--stream --model -m --system -s --max-tokens --thinking --tools --json --show-thinking --interactive -i --wait --help -h' ;;
-    'proxy') echo '--addr --no-auth --show-key --json-log --allow-origin --help -h' ;;
+    'chat') echo '--stream --model -m --system -s --max-tokens --thinking --tools --json --show-thinking --interactive -i --wait --switch-at --help -h' ;;
+    'proxy') echo '--addr --no-auth --show-key --json-log --switch-at --allow-origin --help -h' ;;
     'models') echo '--json --help -h' ;;
-    'usage') echo '--help -h' ;;
-    'usage report') echo '--help -h' ;;
+    'usage') echo '--json --watch -w --help -h' ;;
+    'usage report') echo '--since --until --by --json --help -h' ;;
     'emulator') echo '--addr --scenario --expires-in --quiet -q --help -h' ;;
     'completion') echo '--help -h' ;;
     'man') echo '--help -h' ;;

@@ -60,7 +60,7 @@ end
 # __piauth_takes_value PATH FLAG: succeeds when FLAG takes a value.
 function __piauth_takes_value
     switch "$argv[1]/$argv[2]"
-        case '/--dir' '/--keyring' '/--timeout' 'login/--port' 'login/--label' 'login/--authorize-url' 'login/--token-url' 'key add/--label' 'chat/--model' 'chat/-m' 'chat/--system' 'chat/-s' 'chat/--max-tokens' 'chat/--thinking' 'chat/--tools' 'proxy/--addr' 'proxy/--allow-origin' 'emulator/--addr' 'emulator/--scenario' 'emulator/--expires-in'
+        case '/--dir' '/--keyring' '/--timeout' 'login/--port' 'login/--label' 'login/--authorize-url' 'login/--token-url' 'key add/--label' 'chat/--model' 'chat/-m' 'chat/--system' 'chat/-s' 'chat/--max-tokens' 'chat/--thinking' 'chat/--tools' 'chat/--switch-at' 'proxy/--addr' 'proxy/--switch-at' 'proxy/--allow-origin' 'usage report/--since' 'usage report/--until' 'usage report/--by' 'emulator/--addr' 'emulator/--scenario' 'emulator/--expires-in'
             return 0
     end
     return 1
@@ -141,6 +141,7 @@ complete -c piauth -n '__piauth_at \'token\'' -s h -l help -d 'show help'
 
 # piauth status
 complete -c piauth -n '__piauth_at \'status\'' -l json -d 'print JSON (stable snake_case fields)'
+complete -c piauth -n '__piauth_at \'status\'' -l check -d 'verify the login and each key online; exit 3 if the login is refused'
 complete -c piauth -n '__piauth_at \'status\'' -s h -l help -d 'show help'
 
 # piauth key
@@ -196,6 +197,7 @@ complete -c piauth -n '__piauth_at \'chat\'' -l json -d 'write NDJSON events and
 complete -c piauth -n '__piauth_at \'chat\'' -l show-thinking -d 'show thinking on stderr even when it is not a terminal'
 complete -c piauth -n '__piauth_at \'chat\'' -s i -l interactive -d 'multi-turn conversation, one prompt per line'
 complete -c piauth -n '__piauth_at \'chat\'' -l wait -d 'when every pooled key is rate-limited, wait for the first to free'
+complete -c piauth -n '__piauth_at \'chat\'' -l switch-at -x -d 'start new requests on the key with the most headroom once the active key reports PERCENT used (1-100) [$PIAUTH_SWITCH_AT]'
 complete -c piauth -n '__piauth_at \'chat\'' -s h -l help -d 'show help'
 
 # piauth proxy
@@ -203,6 +205,7 @@ complete -c piauth -n '__piauth_at \'proxy\'' -l addr -x -d 'listen ADDRESS; a n
 complete -c piauth -n '__piauth_at \'proxy\'' -l no-auth -d 'do not require the proxy key (anyone who can reach the port spends your subscription)'
 complete -c piauth -n '__piauth_at \'proxy\'' -l show-key -d 'print the proxy key (creating it if needed) and exit'
 complete -c piauth -n '__piauth_at \'proxy\'' -l json-log -d 'log one NDJSON object per request on stderr'
+complete -c piauth -n '__piauth_at \'proxy\'' -l switch-at -x -d 'start new requests on the key with the most headroom once the active key reports PERCENT used (1-100) [$PIAUTH_SWITCH_AT]'
 complete -c piauth -n '__piauth_at \'proxy\'' -l allow-origin -x -d 'serve browser requests from ORIGIN (scheme://host[:port]; repeatable); any other Origin gets 403'
 complete -c piauth -n '__piauth_at \'proxy\'' -s h -l help -d 'show help'
 
@@ -212,9 +215,15 @@ complete -c piauth -n '__piauth_at \'models\'' -s h -l help -d 'show help'
 
 # piauth usage
 complete -c piauth -n '__piauth_at \'usage\'' -a 'report' -d 'tokens, requests and cost from the local ledger'
+complete -c piauth -n '__piauth_at \'usage\'' -l json -d 'print JSON: {accounts: [...], fetched_at}'
+complete -c piauth -n '__piauth_at \'usage\'' -s w -l watch -d 'redraw every 60 s (a new report each minute when not a terminal); Ctrl-C ends'
 complete -c piauth -n '__piauth_at \'usage\'' -s h -l help -d 'show help'
 
 # piauth usage report
+complete -c piauth -n '__piauth_at \'usage report\'' -l since -x -d 'from WHEN (7d, 36h, 2026-11-01, RFC 3339; "" = the beginning)'
+complete -c piauth -n '__piauth_at \'usage report\'' -l until -x -d 'up to WHEN (same forms; default now)'
+complete -c piauth -n '__piauth_at \'usage report\'' -l by -x -d 'group by day|key|model'
+complete -c piauth -n '__piauth_at \'usage report\'' -l json -d 'print {"rows": [...], "totals": {...}}'
 complete -c piauth -n '__piauth_at \'usage report\'' -s h -l help -d 'show help'
 
 # piauth emulator

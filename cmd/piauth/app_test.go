@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/piauth/piauth/internal/httpx"
+	"github.com/piauth/piauth/pkg/pkce"
+	"github.com/piauth/piauth/pkg/rotate"
+	"github.com/piauth/piauth/pkg/stream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -46,7 +50,12 @@ func TestExitCodeMapping(t *testing.T) {
 		{"plain", errors.New("boom"), 1},
 		{"usage", usagef("bad %s", "arg"), 2},
 		{"wrapped usage", fmt.Errorf("ctx: %w", usagef("bad")), 2},
-		{"coded", withCode(3, errors.New("not logged in")), 3},
+		{"log in first", fmt.Errorf("status: %w", pkce.ErrNotLoggedIn), 3},
+		{"refused by the API", &stream.APIError{Status: 401, Type: "authentication_error"}, 3},
+		{"no usable key", fmt.Errorf("chat: %w", rotate.ErrNoUsableKey), 3},
+		{"every key limited", &rotate.AllLimitedError{N: 2}, 4},
+		{"the upstream refuses every key", &rotate.UpstreamRefusedError{Keys: 2}, 1},
+		{"timeout", &httpx.TimeoutError{What: "no answer"}, 1},
 		{"canceled", fmt.Errorf("stream: %w", context.Canceled), 130},
 	}
 	for _, tt := range tests {

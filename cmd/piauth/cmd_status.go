@@ -3,17 +3,21 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/piauth/piauth/internal/secret"
 	"github.com/piauth/piauth/internal/termsafe"
 	"github.com/piauth/piauth/internal/when"
 	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/piauth/piauth/pkg/pkce"
 	"github.com/piauth/piauth/pkg/rotate"
+	"github.com/piauth/piauth/pkg/stream"
+	"github.com/piauth/piauth/pkg/usage"
 )
 
 // statusOptions are the dependencies and flags of `piauth status`.
@@ -22,8 +26,14 @@ type statusOptions struct {
 	Store  *keystore.Store
 	Source *rotate.Source
 	Now    func() time.Time
+	// Usage holds the cache of usage answers (status reads it; --check also
+	// asks the endpoint through it). nil: no figures.
+	Usage *usage.Fetcher
+	// Service, HTTP and BaseURL check API keys with GET /v1/models (--check).
+	Service *stream.Service
 
-	JSON bool
+	JSON  bool
+	Check bool
 }
 
 func newStatusCmd(f *Factory) *cli.Command {
@@ -34,9 +44,14 @@ func newStatusCmd(f *Factory) *cli.Command {
 pool with the active key (🔑 i/n, "(rotated)"), cooling and needs-login keys,
 and the keyring backend. It only reads files: nothing is refreshed. Being
 logged out is reported, not an error (exit 0); use 'piauth token' to test for
-a usable credential. --json prints stable snake_case fields.`,
+a usable credential. Each key shows its 5-hour and weekly figures from the
+last 'piauth usage' answer (cached, no network). --check also asks, online,
+whether the login and each key are accepted (the usage endpoint; GET
+/v1/models for API keys) and exits 3 when the login is refused. --json
+prints stable snake_case fields.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print JSON (stable snake_case fields)"},
+			&cli.BoolFlag{Name: "check", Usage: "verify the login and each key online; exit 3 if the login is refused"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
@@ -46,7 +61,18 @@ a usable credential. --json prints stable snake_case fields.`,
 			if err != nil {
 				return err
 			}
-			return statusRun(c.Context, &statusOptions{IO: f.IO, Store: src.Store, Source: src, Now: f.Now, JSON: c.Bool("json")})
+			opts := &statusOptions{IO: f.IO, Store: src.Store, Source: src, Now: f.Now, JSON: c.Bool("json"), Check: c.Bool("check")}
+			if opts.Check {
+				if opts.Usage, err = usageFetcher(f); err != nil {
+					return err
+				}
+				if opts.Service, err = f.Service(); err != nil {
+					return err
+				}
+			} else if path, err := usage.CachePath(f.Getenv); err == nil {
+				opts.Usage = &usage.Fetcher{Cache: &usage.Cache{Path: path}}
+			}
+			return statusRun(c.Context, opts)
 		},
 	}
 }
@@ -77,13 +103,32 @@ a usable credential. --json prints stable snake_case fields.`,
 //	                          in_keyring)
 //	keyring           string  "off", "on (…)" or "unavailable: REASON"
 //	agent_dir         string  directory of auth.json and key-rotation.json
+//	check             array   only with --check: one object per account asked
+//	                          (the login first when it is not pooled, then the keys):
+//	  index           int     1-based pool index, 0 for the login
+//	  fingerprint     string  fingerprint of the token
+//	  result          string  "ok", "refused", "unknown" (could not tell) or "skipped"
+//	  error           string  why, "" when ok
 type statusJSON struct {
-	LoggedIn bool        `json:"logged_in"`
-	Uses     string      `json:"uses"`
-	Auth     *authStatus `json:"auth"`
-	Pool     poolStatus  `json:"pool"`
-	Keyring  string      `json:"keyring"`
-	AgentDir string      `json:"agent_dir"`
+	LoggedIn bool          `json:"logged_in"`
+	Uses     string        `json:"uses"`
+	Auth     *authStatus   `json:"auth"`
+	Pool     poolStatus    `json:"pool"`
+	Keyring  string        `json:"keyring"`
+	AgentDir string        `json:"agent_dir"`
+	Check    []statusCheck `json:"check,omitempty"`
+
+	usage   map[string]usage.Entry // cached usage answers by fingerprint (not in the JSON)
+	now     time.Time
+	loginFP string // fingerprint of the login's token, "" when logged out
+}
+
+// statusCheck is the online verdict on one account (status --check).
+type statusCheck struct {
+	Index       int    `json:"index"`
+	Fingerprint string `json:"fingerprint"`
+	Result      string `json:"result"`
+	Error       string `json:"error"`
 }
 
 type authStatus struct {
@@ -112,11 +157,22 @@ var errNothingUsable = fmt.Errorf("%w and no pooled key is usable", pkce.ErrNotL
 // statusRun reads auth.json, the pool and the keyring state and reports them.
 // It fails with errNothingUsable (exit 3, after the report) when no login
 // and no usable pooled key exist.
-func statusRun(_ context.Context, opts *statusOptions) error {
+func statusRun(ctx context.Context, opts *statusOptions) error {
+	var checks []statusCheck
+	if opts.Check {
+		var err error
+		if checks, err = checkOnline(ctx, opts); err != nil && !errors.Is(err, pkce.ErrNotLoggedIn) {
+			return err
+		}
+	}
 	now := opts.Now()
 	st, err := collectStatus(opts.Source, now)
 	if err != nil {
 		return err
+	}
+	st.Check, st.now = checks, now
+	if opts.Usage != nil {
+		st.usage = opts.Usage.Cached()
 	}
 	if opts.JSON {
 		enc := json.NewEncoder(opts.IO.Out)
@@ -128,10 +184,13 @@ func statusRun(_ context.Context, opts *statusOptions) error {
 	} else {
 		printStatus(opts.IO.Out, opts.IO.OutScheme(), st, now)
 	}
-	if usable(st) {
-		return nil
+	if !usable(st) {
+		return &silentError{errNothingUsable}
 	}
-	return &silentError{errNothingUsable}
+	if c := loginCheck(st); c != nil && c.Result == "refused" {
+		return &silentError{fmt.Errorf("the login was refused: %s (%w)", c.Error, pkce.ErrNeedsLogin)}
+	}
+	return nil
 }
 
 // usable reports whether the report shows something a request can be sent
@@ -172,6 +231,7 @@ func collectStatus(src *rotate.Source, now time.Time) (*statusJSON, error) {
 	}
 	if cred != nil {
 		a := &authStatus{Type: cred.Type, Masked: keystore.Mask(cred.Token())}
+		st.loginFP = keystore.Fingerprint(cred.Token())
 		if cred.Type == "oauth" {
 			a.ExpiresAt = rfc3339Ms(cred.Expires)
 			a.ExpiresInS = (cred.Expires - now.UnixMilli()) / 1000
@@ -218,6 +278,11 @@ func printStatus(w io.Writer, cs Scheme, st *statusJSON, now time.Time) {
 		if a.PooledAs > 0 {
 			fmt.Fprintf(w, "  pooled   as key %d/%d\n", a.PooledAs, st.Pool.Size)
 		}
+		if a.PooledAs == 0 && st.Auth != nil {
+			if fig := cachedFigure(st, st.loginFP); fig != "" {
+				fmt.Fprintf(w, "  usage    %s\n", fig)
+			}
+		}
 	} else {
 		fmt.Fprintf(w, "%s Not logged in (run piauth login)\n", cs.Red("✗"))
 	}
@@ -247,9 +312,13 @@ func printStatus(w io.Writer, cs Scheme, st *statusJSON, now time.Time) {
 		if k.Utilization != nil {
 			line += "  " + utilText(k.Utilization) + " used"
 		}
+		if fig := cachedFigure(st, k.Fingerprint); fig != "" {
+			line += "  " + fig
+		}
 		fmt.Fprintln(w, line+"  "+keyStateText(cs, k, now))
 	}
 	fmt.Fprintf(w, "Keyring: %s\n", st.Keyring)
+	printChecks(w, cs, st)
 }
 
 // keyStateText renders a key's state on status's key line: the same words as
@@ -269,4 +338,107 @@ func keyStateText(cs Scheme, k keyListItem, now time.Time) string {
 		return cs.Green(text)
 	}
 	return text
+}
+
+// cachedFigure is the last usage answer of the key fp, from the cache:
+// "5h 72% · 7d 41% (usage 3m ago)"; "" when none is cached.
+func cachedFigure(st *statusJSON, fp string) string {
+	e, ok := st.usage[fp]
+	if !ok || e.Report == nil {
+		return ""
+	}
+	fig := usage.Short(e.Report)
+	if fig == "" {
+		return ""
+	}
+	return fig + " (usage " + when.Duration(st.now.Sub(e.FetchedAt)) + " ago)"
+}
+
+// checkOnline asks, for the login and each key, whether the service accepts
+// it: the usage endpoint for OAuth tokens (its answers go to the cache),
+// GET /v1/models for API keys. It never marks or cools a key.
+func checkOnline(ctx context.Context, opts *statusOptions) ([]statusCheck, error) {
+	accts, err := usageAccounts(opts.Source, opts.Now())
+	if err != nil {
+		return nil, err
+	}
+	results := fetchUsage(ctx, opts.Usage, accts, true)
+	out := make([]statusCheck, len(accts))
+	for i, a := range accts {
+		c := statusCheck{Index: a.Index, Fingerprint: a.Fingerprint, Result: "ok"}
+		err := results[i].Err
+		switch {
+		case a.skip != "":
+			c.Result, c.Error = "skipped", a.skip
+			out[i] = c
+			continue
+		case a.API:
+			err = checkAPIKey(ctx, opts, a)
+		}
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case usage.IsRefused(err) || rotate.NeedsLogin(err):
+			c.Result, c.Error = "refused", secret.MaskAll(err.Error())
+		default:
+			c.Result, c.Error = "unknown", secret.MaskAll(err.Error())
+		}
+		out[i] = c
+	}
+	if n := len(out); n > 0 && out[n-1].Index == 0 {
+		out = append([]statusCheck{out[n-1]}, out[:n-1]...) // the login first, as in the report
+	}
+	return out, nil
+}
+
+// checkAPIKey asks GET /v1/models with API key a (it has no usage endpoint).
+func checkAPIKey(ctx context.Context, opts *statusOptions, a usageAccount) error {
+	tok, err := a.acct.Token(ctx)
+	if err != nil {
+		return err
+	}
+	cl := opts.Usage.Client
+	_, err = opts.Service.ListModels(ctx, cl.HTTP, cl.BaseURL, tok)
+	return err
+}
+
+// loginCheck is the verdict on the login: its own check, or that of the key
+// it is pooled as; nil without --check or when logged out.
+func loginCheck(st *statusJSON) *statusCheck {
+	if st.Auth == nil {
+		return nil
+	}
+	for i, c := range st.Check {
+		if (st.Auth.PooledAs == 0 && c.Index == 0) || (st.Auth.PooledAs > 0 && c.Index == st.Auth.PooledAs) {
+			return &st.Check[i]
+		}
+	}
+	return nil
+}
+
+// printChecks renders --check's verdicts, like gh auth status.
+func printChecks(w io.Writer, cs Scheme, st *statusJSON) {
+	if st.Check == nil {
+		return
+	}
+	fmt.Fprintln(w, "Online check:")
+	for _, c := range st.Check {
+		who := fmt.Sprintf("key %d", c.Index)
+		if c.Index == 0 {
+			who = "login"
+		} else if st.Auth != nil && st.Auth.PooledAs == c.Index {
+			who += " (the login)"
+		}
+		switch c.Result {
+		case "ok":
+			fmt.Fprintf(w, "  %s %s: accepted\n", cs.Green("✓"), who)
+		case "refused":
+			fmt.Fprintf(w, "  %s %s: refused: %s\n", cs.Red("✗"), who, termsafe.String(c.Error))
+		case "skipped":
+			fmt.Fprintf(w, "  - %s: %s\n", who, c.Error)
+		default:
+			fmt.Fprintf(w, "  %s %s: could not tell: %s\n", cs.Yellow("?"), who, termsafe.String(c.Error))
+		}
+	}
 }

@@ -35,27 +35,6 @@ func usagef(format string, a ...any) error {
 	return &usageError{fmt.Errorf(format, a...)}
 }
 
-// exitCoder is implemented by errors that choose their own exit code.
-type exitCoder interface{ ExitCode() int }
-
-// codedError attaches an exit code to an error.
-type codedError struct {
-	code int
-	err  error
-}
-
-func (e *codedError) Error() string { return e.err.Error() }
-func (e *codedError) Unwrap() error { return e.err }
-func (e *codedError) ExitCode() int { return e.code }
-
-// withCode wraps err so that it exits with code.
-func withCode(code int, err error) error {
-	if err == nil {
-		return nil
-	}
-	return &codedError{code: code, err: err}
-}
-
 // silentError carries the cause of a non-zero exit without printing it: the
 // command has already said it (status's report).
 type silentError struct{ err error }
@@ -67,14 +46,11 @@ func (e *silentError) Unwrap() error { return e.err }
 // errors become exit codes.
 func exitCode(err error) int {
 	var ue *usageError
-	var ec exitCoder
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &ue):
 		return exitUsage
-	case errors.As(err, &ec):
-		return ec.ExitCode()
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
 	}

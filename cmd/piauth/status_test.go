@@ -139,3 +139,63 @@ func TestStatusUsesAndExitCode(t *testing.T) {
 		})
 	}
 }
+
+func TestStatusShowsCachedUsage(t *testing.T) {
+	keys, states := threeAccounts()
+	e := newUsageEnv(t, usageScenario, keys[:2], states[:2])
+	require.Equal(t, 0, e.run(t, false, "usage").code)
+	calls := e.emu.Stats().UsageCalls
+	*e.clock = e.clock.Add(3 * time.Minute)
+
+	r := e.run(t, false, "status")
+	require.Equal(t, 0, r.code, r.err)
+	assert.Contains(t, r.out, "key 1  "+keystore.Mask(keys[0])+"  work  alpha@example.com  5h 72% · 7d 41% (usage 3m ago)  active")
+	assert.NotContains(t, r.out, "key 2  "+keystore.Mask(keys[1])+"  spare  5h", "a failed answer leaves no figure")
+	assert.Equal(t, calls, e.emu.Stats().UsageCalls, "status reads the cache only: no network")
+}
+
+func TestStatusCheck(t *testing.T) {
+	good, bad, api := authToken("oat", "good"), authToken("oat", "invalid"), authToken("api", "apikey")
+	tests := []struct {
+		name     string
+		login    string
+		wantCode int
+		want     []string
+	}{
+		{"every credential accepted", authToken("oat", "login"), 0,
+			[]string{"✓ login: accepted", "✓ key 1: accepted", "✗ key 2: refused: usage endpoint: HTTP 401", "✓ key 3: accepted"}},
+		{"the login is refused", authToken("oat", "invalidlogin"), 3,
+			[]string{"✗ login: refused: usage endpoint: HTTP 401", "✓ key 1: accepted"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newUsageEnv(t, `{}`, []string{good, bad, api}, make([]keystore.KeyState, 3))
+			e.writeAuth(t, oauthCred(tt.login, authToken("ort", "login"), e.clock.Add(time.Hour)))
+			r := e.run(t, false, "status", "--check")
+			require.Equal(t, tt.wantCode, r.code, r.out+r.err)
+			for _, w := range tt.want {
+				assert.Contains(t, r.out, w)
+			}
+			assert.Contains(t, r.out, "Online check:")
+			assert.Empty(t, r.err)
+			assertNoToken(t, []string{good, bad, api, tt.login}, r.out)
+			assert.EqualValues(t, 0, e.calls(api), "an API key is checked with /v1/models, not the usage endpoint")
+			p := e.pool(t)
+			assert.Equal(t, keystore.StateReady, p.Status(1, *e.clock).State, "a refusal of the usage endpoint never marks a key")
+			assert.False(t, p.State(1).NeedsReauth)
+
+			js := e.run(t, false, "status", "--check", "--json")
+			require.Equal(t, tt.wantCode, js.code)
+			var doc statusJSON
+			require.NoError(t, json.Unmarshal([]byte(js.out), &doc))
+			require.Len(t, doc.Check, 4)
+			assert.Equal(t, 0, doc.Check[0].Index, "the login first")
+			assert.Equal(t, "refused", doc.Check[2].Result)
+			assert.Equal(t, keystore.Fingerprint(bad), doc.Check[2].Fingerprint)
+
+			plain := e.run(t, false, "status", "--json")
+			assert.NotContains(t, plain.out, `"check"`, "no check without --check")
+			assert.Equal(t, 0, plain.code, "without --check a refused login is not known")
+		})
+	}
+}

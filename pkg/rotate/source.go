@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/piauth/piauth/pkg/keystore"
@@ -78,6 +79,14 @@ type Source struct {
 	Store     *keystore.Store
 	Refresher Refresher
 	Now       func() time.Time // time.Now when nil
+	// SwitchAt, when above 0, is a utilisation percent (PIAUTH_SWITCH_AT,
+	// --switch-at): once the active key's last reported utilisation reaches
+	// it, new requests start on the usable key with the most headroom below
+	// it (see switchKey); 0 keeps the active key while it is usable.
+	SwitchAt float64
+	// SwitchLog, when set, gets one line each time SwitchAt moves new
+	// requests to another key (masked keys).
+	SwitchLog io.Writer
 }
 
 func (s *Source) now() time.Time {
@@ -88,8 +97,25 @@ func (s *Source) now() time.Time {
 }
 
 // Files reads auth.json and the pool and says which Mode requests use.
-// login is nil when logged out.
+// login is nil when logged out. With SwitchAt set, the pool's Active is the
+// key new requests start on (switchKey; moved in memory only, with Rotated
+// set, so the first answer of the new key records the move).
 func (s *Source) Files() (mode Mode, p *keystore.Pool, login *keystore.Credential, err error) {
+	mode, p, login, err = s.files()
+	if err == nil && mode == ModePool && s.SwitchAt > 0 {
+		if i := switchKey(p, s.SwitchAt, s.now()); i >= 0 {
+			if s.SwitchLog != nil {
+				a := p.ActiveIndex()
+				fmt.Fprintf(s.SwitchLog, "🔑 key %d/%d (%s) reports %.0f%% used (switch at %g%%); new requests use key %d/%d (%.0f%%)\n",
+					a+1, len(p.Keys), keystore.Mask(p.Keys[a]), 100*utilization(p, a), s.SwitchAt, i+1, len(p.Keys), 100*utilization(p, i))
+			}
+			p.Active, p.Rotated = i, true
+		}
+	}
+	return mode, p, login, err
+}
+
+func (s *Source) files() (mode Mode, p *keystore.Pool, login *keystore.Credential, err error) {
 	p, err = s.Store.Pool()
 	if err != nil {
 		return ModeNone, nil, nil, fmt.Errorf("read key pool: %w", err)
@@ -210,6 +236,30 @@ func choose(p *keystore.Pool, tried map[string]bool, prefer string, now time.Tim
 	best := -1
 	for k := 1; k <= n; k++ {
 		if i := (active + k) % n; ready(i) && (best < 0 || utilization(p, i) < utilization(p, best)) {
+			best = i
+		}
+	}
+	return best
+}
+
+// switchKey is the switch-at rule: when the active key is usable and its
+// last reported utilisation (KeyState.Utilization, a fraction from the
+// answers' unified headers) is at least switchAt percent, it returns the
+// usable key with the lowest utilisation below switchAt (ties: the first
+// after the active key). Otherwise — below the mark, not usable (rotation
+// handles that), or no key with headroom — it returns -1: the active key
+// is kept, and with it the prompt cache of the conversation on it.
+func switchKey(p *keystore.Pool, switchAt float64, now time.Time) int {
+	n := len(p.Keys)
+	active := p.ActiveIndex()
+	if switchAt <= 0 || n < 2 || !p.Status(active, now).State.Usable() || 100*utilization(p, active) < switchAt {
+		return -1
+	}
+	best := -1
+	for k := 1; k < n; k++ {
+		i := (active + k) % n
+		if u := 100 * utilization(p, i); u < switchAt && p.Status(i, now).State.Usable() &&
+			(best < 0 || u < 100*utilization(p, best)) {
 			best = i
 		}
 	}
