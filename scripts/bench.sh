@@ -33,6 +33,8 @@
 #   stream_peak_rss_mb    peak RSS of `piauth chat --stream` on a 50 MiB answer
 #   proxy_overhead_ratio  proxy ÷ direct ns/op of BenchmarkProxyOverhead (pkg/proxy), 20,000 deltas
 #   exec_floor_ms         a Go "hello world" timed like token_ms: the machine's process floor (peer)
+#   ledger_added_ms       `piauth chat` with the ledger on − with PIAUTH_LEDGER=off (median of paired runs)
+#   usage_report_100k_ms  `piauth usage report --by model` over a 100,000-row ledger (median)
 #
 # Knobs (environment): BENCH_COUNT (`go test -count 1` runs per Go benchmark, default 5),
 # BENCH_RUNS (timed runs of each CLI command, default 9, at least 5), BENCH_NO_GNU_TIME=1
@@ -51,6 +53,7 @@ unset ANTHROPIC_API_KEY ANTHROPIC_AUTH_TOKEN ANTHROPIC_PROFILE ANTHROPIC_CUSTOM_
 export PIAUTH_KEYRING=off NO_COLOR=1
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/piauth-bench.XXXXXX")
+export PIAUTH_STATE_DIR="$WORK/state" XDG_CONFIG_HOME="$WORK/config" # never the real ~/.local/state/piauth
 EMU_PID=""
 cleanup() {
 	if [[ -n $EMU_PID ]] && kill -0 "$EMU_PID" 2>/dev/null; then
@@ -266,7 +269,7 @@ awk 'BEGIN { for (i = 0; i < 1000; i++) { s = sprintf("sk-ant-oat01-benchpool%04
 	while (length(s) < 108) s = s "AbCdEfGhIj"; print substr(s, 1, 108) } }' |
 	piauth --dir "$A_1K" key add --stdin >/dev/null
 
-CURL_BODY='{"model":"claude-sonnet-4-5","max_tokens":4096,"stream":true,"messages":[{"role":"user","content":"hello"}]}'
+CURL_BODY='{"model":"claude-sonnet-5-5","max_tokens":4096,"stream":true,"messages":[{"role":"user","content":"hello"}]}'
 curl_stream() {
 	curl -sfN "$URL/v1/messages" -o /dev/null \
 		-H "x-api-key: sk-ant-api03-bench-curl-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789" \
@@ -393,6 +396,42 @@ if ((ok)) && kb=$(median <"$WORK/rss.kb"); then
 else
 	cat "$WORK/last.err" >&2 || true
 	na stream_peak_rss_mb "goal <= 40"
+fi
+
+# 4e. The request ledger (pkg/ledger): a chat with the ledger on versus
+# PIAUTH_LEDGER=off, interleaved, the median of the per-pair differences; then
+# `usage report --by model` over a ledger of 100,000 rows.
+log "ledger on vs off, $((RUNS * 2)) pairs (interleaved)…"
+A_LEDGER=$WORK/agent-ledger
+agent_auth "$A_LEDGER" "$(tok bench-small-ledger)"
+LEDGER_STATE=$WORK/state-ledger
+chat_ledger() { PIAUTH_STATE_DIR=$LEDGER_STATE piauth --dir "$A_LEDGER" chat hello; }
+chat_noledger() { PIAUTH_STATE_DIR=$LEDGER_STATE PIAUTH_LEDGER=off piauth --dir "$A_LEDGER" chat hello; }
+: >"$WORK/ledger.pairs"
+ok=1
+if chat_ledger >/dev/null 2>&1 && chat_noledger >/dev/null 2>&1; then # warm-up; creates the ledger
+	for _ in $(seq $((RUNS * 2))); do
+		on=$(time_ms chat_ledger) || { ok=0; break; }
+		off=$(time_ms chat_noledger) || { ok=0; break; }
+		printf '%s %s\n' "$on" "$off" >>"$WORK/ledger.pairs"
+	done
+else
+	ok=0
+fi
+if ((ok)) && v=$(awk '{ print $1 - $2 }' "$WORK/ledger.pairs" | median | awk '{ printf "%.2f", $1 }'); then
+	result ledger_added_ms "$v" "goal <= 1 (on $(awk '{ print $1 }' "$WORK/ledger.pairs" | median) ms, off $(awk '{ print $2 }' "$WORK/ledger.pairs" | median) ms)"
+else
+	log "ledger chats failed:"; cat "$WORK/last.err" >&2 || true
+	na ledger_added_ms "goal <= 1"
+fi
+log "usage report --by model over 100,000 rows…"
+REPORT_STATE=$WORK/state-report
+mkdir -p "$REPORT_STATE"
+if PIAUTH_BENCH_LEDGER=$REPORT_STATE/ledger.db go test -count=1 -run '^TestReport100k$' ./pkg/ledger/ >"$WORK/fill.out" 2>&1; then
+	measure_cmd usage_report_100k_ms "goal <= 200" env PIAUTH_STATE_DIR="$REPORT_STATE" "$BIN" usage report --by model --since 30d
+else
+	log "filling the ledger failed:"; tail -20 "$WORK/fill.out" >&2
+	na usage_report_100k_ms "goal <= 200"
 fi
 
 # ---------------------------------------------------------------------------

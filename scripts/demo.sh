@@ -25,6 +25,8 @@ step "build"
 go build -o "$work/bin/piauth" ./cmd/piauth
 export PATH="$work/bin:$PATH"
 export PI_CODING_AGENT_DIR="$work/agent" PIAUTH_KEYRING=off
+# piauth's own state and config (ledger, learned version) also stay in the temp dir.
+export PIAUTH_STATE_DIR="$work/state" XDG_CONFIG_HOME="$work/config"
 
 step "start the emulator"
 piauth emulator --quiet >"$work/emulator.out" 2>"$work/emulator.err" &

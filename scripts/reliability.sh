@@ -81,7 +81,8 @@ tokens_sent_after_redirect eq 0
 daemons_spawned eq 0
 peak_rss_mb_on_200mb_line le 100
 keys_lost_on_401 eq 0
-hang_seconds le 4'
+hang_seconds le 4
+ledger_rows_lost eq 0'
 
 while read -r name op bound; do
   # Several tests may measure one figure (chat and the proxy, the token

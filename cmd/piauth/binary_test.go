@@ -20,11 +20,23 @@ var testBinary struct {
 }
 
 // TestMain removes the binary built by piauthBinary after the tests.
+// TestMain gives every piauth process a test starts with the inherited
+// environment (relEnv, os.Environ) its own state and config dirs: the
+// ledger, learned.json and config.json must never touch the real
+// ~/.local/state/piauth or ~/.config/piauth. The dirs go when the run ends.
 func TestMain(m *testing.M) {
+	tmp, err := os.MkdirTemp("", "piauth-test-home-")
+	if err != nil {
+		panic(err)
+	}
+	for k, sub := range map[string]string{"PIAUTH_STATE_DIR": "state", "XDG_CONFIG_HOME": "config", "XDG_STATE_HOME": "xdg-state"} {
+		_ = os.Setenv(k, filepath.Join(tmp, sub))
+	}
 	code := m.Run()
 	if testBinary.dir != "" {
 		_ = os.RemoveAll(testBinary.dir)
 	}
+	_ = os.RemoveAll(tmp)
 	os.Exit(code)
 }
 

@@ -30,6 +30,8 @@ type chatOptions struct {
 	Messages func(ctx context.Context, o messagesOptions) (*messagesClient, error)
 	// Service resolves model aliases and prices answers (Factory.Service).
 	Service *stream.Service
+	// Ledger records every answer (Factory.Ledger; nil: off).
+	Ledger *ledgerSink
 
 	Args         []string // prompt words
 	Model        string
@@ -43,6 +45,7 @@ type chatOptions struct {
 	ShowThinking bool
 	Interactive  bool
 	Wait         bool
+	SwitchAt     float64 // --switch-at percent (0: PIAUTH_SWITCH_AT)
 }
 
 func newChatCmd(f *Factory) *cli.Command {
@@ -78,6 +81,7 @@ raised above --thinking when only --thinking is given.`,
 			&cli.BoolFlag{Name: "show-thinking", Usage: "show thinking on stderr even when it is not a terminal"},
 			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "multi-turn conversation, one prompt per line"},
 			&cli.BoolFlag{Name: "wait", Usage: "when every pooled key is rate-limited, wait for the first to free"},
+			&cli.Float64Flag{Name: "switch-at", Usage: "start new requests on the key with the most headroom once the active key reports `PERCENT` used (1-100) [$PIAUTH_SWITCH_AT]"},
 		},
 		Action: func(c *cli.Context) error {
 			svc, err := f.Service()
@@ -88,6 +92,7 @@ raised above --thinking when only --thinking is given.`,
 				IO:           f.IO,
 				Messages:     f.MessagesClient,
 				Service:      svc,
+				Ledger:       f.Ledger(c.Context),
 				Args:         c.Args().Slice(),
 				Model:        c.String("model"),
 				System:       c.String("system"),
@@ -100,6 +105,7 @@ raised above --thinking when only --thinking is given.`,
 				ShowThinking: c.Bool("show-thinking"),
 				Interactive:  c.Bool("interactive"),
 				Wait:         c.Bool("wait"),
+				SwitchAt:     c.Float64("switch-at"),
 			}
 			if opts.Model == "" {
 				opts.Model = f.Getenv("PIAUTH_MODEL")
@@ -112,6 +118,7 @@ raised above --thinking when only --thinking is given.`,
 // chatRun validates the options, reads the prompt and runs one turn, or the
 // interactive loop.
 func chatRun(ctx context.Context, opts *chatOptions) error {
+	defer opts.Ledger.Close()
 	if err := opts.resolveModel(); err != nil {
 		return err
 	}
@@ -126,7 +133,7 @@ func chatRun(ctx context.Context, opts *chatOptions) error {
 	if err != nil {
 		return err
 	}
-	client, err := opts.Messages(ctx, messagesOptions{Wait: opts.Wait})
+	client, err := opts.Messages(ctx, messagesOptions{Wait: opts.Wait, SwitchAt: opts.SwitchAt})
 	if err != nil {
 		return err
 	}
@@ -276,12 +283,13 @@ func (s *chatSession) turn(ctx context.Context, prompt string) (*stream.Message,
 		return nil, err
 	}
 	r := newRenderer(o)
+	led := s.ledger()
 	resp, err := s.client.HTTP.Do(req)
 	if err == nil {
 		err = stream.CheckResponse(resp)
 	}
 	if err != nil {
-		return nil, s.report(ctx, r, nil, err)
+		return nil, led(ctx, resp, nil, s.report(ctx, r, nil, err))
 	}
 	defer resp.Body.Close()
 	var sawUsage bool
@@ -297,9 +305,9 @@ func (s *chatSession) turn(ctx context.Context, prompt string) (*stream.Message,
 		msg.Model = o.Model
 	}
 	if !sawUsage {
-		return msg, s.report(ctx, r, nil, err)
+		return msg, led(ctx, resp, msg, s.report(ctx, r, nil, err))
 	}
-	return msg, s.report(ctx, r, msg, err)
+	return msg, led(ctx, resp, msg, s.report(ctx, r, msg, err))
 }
 
 // report finishes the rendering of a turn (final text or message object,

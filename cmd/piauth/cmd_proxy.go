@@ -32,6 +32,8 @@ type proxyOptions struct {
 	AllowOrigins []string
 	// KeyCmd is the command that prints the proxy key, for the banner.
 	KeyCmd string
+	// Ledger opens the request ledger (Factory.Ledger; nil: none).
+	Ledger func(ctx context.Context) *ledgerSink
 }
 
 func newProxyCmd(f *Factory) *cli.Command {
@@ -59,6 +61,7 @@ the proxy stops accepting and lets open streams finish (up to 30s).`,
 			&cli.BoolFlag{Name: "no-auth", Usage: "do not require the proxy key (anyone who can reach the port spends your subscription)"},
 			&cli.BoolFlag{Name: "show-key", Usage: "print the proxy key (creating it if needed) and exit"},
 			&cli.BoolFlag{Name: "json-log", Usage: "log one NDJSON object per request on stderr"},
+			&cli.Float64Flag{Name: "switch-at", Usage: "start new requests on the key with the most headroom once the active key reports `PERCENT` used (1-100) [$PIAUTH_SWITCH_AT]"},
 			&cli.StringSliceFlag{Name: "allow-origin", Usage: "serve browser requests from `ORIGIN` (scheme://host[:port]; repeatable); any other Origin gets 403"},
 		},
 		Action: func(c *cli.Context) error {
@@ -69,7 +72,7 @@ the proxy stops accepting and lets open streams finish (up to 30s).`,
 				IO:    f.IO,
 				Store: f.Store,
 				Client: func(ctx context.Context) (*messagesClient, error) {
-					return f.MessagesClient(ctx, messagesOptions{})
+					return f.MessagesClient(ctx, messagesOptions{SwitchAt: c.Float64("switch-at")})
 				},
 				Warnf:        f.warnf,
 				Now:          f.Now,
@@ -79,6 +82,7 @@ the proxy stops accepting and lets open streams finish (up to 30s).`,
 				JSONLog:      c.Bool("json-log"),
 				AllowOrigins: c.StringSlice("allow-origin"),
 				KeyCmd:       showKeyCmd(c.String("dir")),
+				Ledger:       f.Ledger,
 			})
 		},
 	}
@@ -136,6 +140,11 @@ func proxyRun(ctx context.Context, opts *proxyOptions) error {
 		ln.Close()
 		return err
 	}
+	var led *ledgerSink
+	if opts.Ledger != nil {
+		led = opts.Ledger(ctx)
+		defer led.Close() // after the shutdown: flushes what the last requests queued
+	}
 	var hosts []string
 	if host != "" && net.ParseIP(host) == nil {
 		hosts = append(hosts, host) // --addr myhost.lan:8787: clients send that name
@@ -151,6 +160,7 @@ func proxyRun(ctx context.Context, opts *proxyOptions) error {
 		KeyLabel:     mc.KeyLabel,
 		Hosts:        hosts,
 		AllowOrigins: opts.AllowOrigins,
+		Ledger:       led.Async(),
 	})
 	return p.ServeListener(ctx, ln)
 }

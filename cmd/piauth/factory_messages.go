@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"strconv"
 
 	"github.com/piauth/piauth/pkg/rotate"
 )
@@ -17,7 +18,8 @@ type messagesClient struct {
 
 // messagesOptions tune MessagesClient.
 type messagesOptions struct {
-	Wait bool // --wait: sleep until a rate-limited pool frees (rotation)
+	Wait     bool    // --wait: sleep until a rate-limited pool frees (rotation)
+	SwitchAt float64 // --switch-at percent; 0: PIAUTH_SWITCH_AT, else off
 }
 
 // Source is the one credential source of every command: rotate.Source over
@@ -46,6 +48,10 @@ func (f *Factory) MessagesClient(_ context.Context, o messagesOptions) (*message
 	if err != nil {
 		return nil, err
 	}
+	if src.SwitchAt, err = f.switchAt(o.SwitchAt); err != nil {
+		return nil, err
+	}
+	src.SwitchLog = f.IO.ErrOut
 	base, err := f.BaseURL()
 	if err != nil {
 		return nil, err
@@ -66,4 +72,25 @@ func (f *Factory) MessagesClient(_ context.Context, o messagesOptions) (*message
 	hc.Timeout = 0 // a stream lasts as long as the answer; the transport bounds silence
 	hc.Transport = rt
 	return &messagesClient{HTTP: hc, BaseURL: base, KeyLabel: rt.KeyLabel, Mode: mode}, nil
+}
+
+// switchAt is the switch-at percent (rotate.Source.SwitchAt): the flag's
+// value when given, else PIAUTH_SWITCH_AT, else 0 (off).
+func (f *Factory) switchAt(flag float64) (float64, error) {
+	v, from := flag, "--switch-at"
+	if v == 0 {
+		env := f.Getenv("PIAUTH_SWITCH_AT")
+		if env == "" {
+			return 0, nil
+		}
+		var err error
+		if v, err = strconv.ParseFloat(env, 64); err != nil {
+			return 0, usagef("PIAUTH_SWITCH_AT %q is not a percent (e.g. 90)", env)
+		}
+		from = "PIAUTH_SWITCH_AT"
+	}
+	if !(v > 0 && v <= 100) {
+		return 0, usagef("%s %g: want a percent from 1 to 100", from, v)
+	}
+	return v, nil
 }

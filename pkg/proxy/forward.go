@@ -125,6 +125,12 @@ func (p *Proxy) passError(w http.ResponseWriter, resp *http.Response, rec *recor
 	}
 	// Verbatim but for tokens: clients substring-match error bodies.
 	data = maskAll(data)
+	writeAnswer(w, resp, data)
+}
+
+// writeAnswer writes a whole (non-streamed) answer: upstream's status and
+// content type (JSON when it named none) with data as the body.
+func writeAnswer(w http.ResponseWriter, resp *http.Response, data []byte) {
 	ct := resp.Header.Get("Content-Type")
 	if ct == "" {
 		ct = "application/json"
@@ -164,14 +170,7 @@ func (p *Proxy) passJSON(w http.ResponseWriter, r *http.Request, resp *http.Resp
 	}
 	rec.jsonUsage(data)
 	rec.Status = resp.StatusCode
-	ct := resp.Header.Get("Content-Type")
-	if ct == "" {
-		ct = "application/json"
-	}
-	w.Header().Set("Content-Type", ct)
-	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-	w.WriteHeader(resp.StatusCode)
-	_, _ = w.Write(data)
+	writeAnswer(w, resp, data)
 }
 
 // passStream passes a streamed answer event by event. Tool names in

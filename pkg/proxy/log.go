@@ -20,6 +20,8 @@ type record struct {
 	Stream  bool
 	In, Out int64  // input/output tokens
 	Error   string // error type, client_closed or truncated; "" when fine
+
+	ledgerFields // what only the ledger keeps (ledger.go)
 }
 
 // logLine is the NDJSON form of a record; field names are stable.
@@ -82,6 +84,7 @@ func (p *Proxy) log(rec *record) {
 type usageFields struct {
 	InputTokens  *int64 `json:"input_tokens"`
 	OutputTokens *int64 `json:"output_tokens"`
+	cacheFields
 }
 
 func (rec *record) setUsage(u usageFields) {
@@ -91,6 +94,7 @@ func (rec *record) setUsage(u usageFields) {
 	if u.OutputTokens != nil {
 		rec.Out = *u.OutputTokens
 	}
+	rec.setCache(u.cacheFields)
 }
 
 // eventUsage takes the usage of a message_start or message_delta event
@@ -98,6 +102,7 @@ func (rec *record) setUsage(u usageFields) {
 func (rec *record) eventUsage(data []byte) {
 	var ev struct {
 		Message struct {
+			Model string      `json:"model"`
 			Usage usageFields `json:"usage"`
 		} `json:"message"`
 		Usage usageFields `json:"usage"`
@@ -105,6 +110,7 @@ func (rec *record) eventUsage(data []byte) {
 	if json.Unmarshal(data, &ev) != nil {
 		return
 	}
+	rec.setModel(ev.Message.Model)
 	rec.setUsage(ev.Message.Usage)
 	rec.setUsage(ev.Usage)
 }
@@ -113,12 +119,14 @@ func (rec *record) eventUsage(data []byte) {
 // count_tokens answer.
 func (rec *record) jsonUsage(data []byte) {
 	var msg struct {
+		Model       string      `json:"model"`
 		Usage       usageFields `json:"usage"`
 		InputTokens *int64      `json:"input_tokens"`
 	}
 	if json.Unmarshal(data, &msg) != nil {
 		return
 	}
+	rec.setModel(msg.Model)
 	rec.setUsage(msg.Usage)
 	rec.setUsage(usageFields{InputTokens: msg.InputTokens})
 }

@@ -86,6 +86,9 @@ type Options struct {
 	// MaxConns caps the client connections ServeListener keeps open at once
 	// (DefaultMaxConns when 0).
 	MaxConns int
+	// Ledger, when set, is handed every Messages answer (and failure) that
+	// went upstream, once its log record is complete (ledger.go).
+	Ledger Ledger
 }
 
 // Proxy is the http.Handler serving the proxied Messages API. Create it with
@@ -159,6 +162,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rec.Key = p.opts.KeyLabel()
 		}
 		p.log(rec)
+		p.record(r, rec)
 	}()
 
 	if p.guard(w, r, rec) {

@@ -1,0 +1,252 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver ("sqlite")
+)
+
+// walCheckpointPages is the WAL size (in pages) that triggers a checkpoint.
+const walCheckpointPages = 256
+
+// DefaultBusyTimeout is how long a statement waits for another process's
+// write lock before it fails with "database is locked".
+const DefaultBusyTimeout = 5 * time.Second
+
+// ErrNewerSchema means the ledger was written by a newer piauth whose schema
+// this one does not know; it is neither read nor written.
+var ErrNewerSchema = errors.New("ledger schema is newer than this piauth")
+
+// migrations take the schema from version i to i+1 (PRAGMA user_version).
+// Append only: a released migration never changes.
+var migrations = []string{
+	// 1: one row per Messages answer; no prompt or answer text, ever.
+	`CREATE TABLE requests (
+		id                    INTEGER PRIMARY KEY,
+		ts                    INTEGER NOT NULL, -- request start, unix ms
+		fingerprint           TEXT    NOT NULL DEFAULT '',
+		label                 TEXT    NOT NULL DEFAULT '',
+		model                 TEXT    NOT NULL DEFAULT '',
+		status                INTEGER NOT NULL DEFAULT 0,
+		error_type            TEXT    NOT NULL DEFAULT '',
+		stream                INTEGER NOT NULL DEFAULT 0,
+		latency_ms            REAL    NOT NULL DEFAULT 0,
+		input_tokens          INTEGER NOT NULL DEFAULT 0,
+		output_tokens         INTEGER NOT NULL DEFAULT 0,
+		cache_write_5m_tokens INTEGER NOT NULL DEFAULT 0,
+		cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0,
+		cache_read_tokens     INTEGER NOT NULL DEFAULT 0,
+		cost_usd              REAL, -- NULL: no known price
+		client                TEXT    NOT NULL DEFAULT '',
+		request_id            TEXT    NOT NULL DEFAULT ''
+	);
+	CREATE INDEX requests_ts ON requests (ts);
+	-- Sums per 15-minute bucket, key and model, kept by the trigger, so a
+	-- report reads whole buckets here and only its two edges from requests.
+	CREATE TABLE buckets (
+		bucket                INTEGER NOT NULL, -- ts / 900000
+		fingerprint           TEXT    NOT NULL,
+		model                 TEXT    NOT NULL,
+		label                 TEXT    NOT NULL, -- of the newest row
+		last_ts               INTEGER NOT NULL,
+		requests              INTEGER NOT NULL,
+		input_tokens          INTEGER NOT NULL,
+		output_tokens         INTEGER NOT NULL,
+		cache_write_5m_tokens INTEGER NOT NULL,
+		cache_write_1h_tokens INTEGER NOT NULL,
+		cache_read_tokens     INTEGER NOT NULL,
+		cost_usd              REAL    NOT NULL, -- over the rows with a known price
+		PRIMARY KEY (bucket, fingerprint, model)
+	) WITHOUT ROWID;
+	CREATE TRIGGER requests_buckets AFTER INSERT ON requests BEGIN
+		INSERT INTO buckets VALUES (NEW.ts / 900000, NEW.fingerprint, NEW.model, NEW.label, NEW.ts, 1,
+			NEW.input_tokens, NEW.output_tokens, NEW.cache_write_5m_tokens, NEW.cache_write_1h_tokens,
+			NEW.cache_read_tokens, coalesce(NEW.cost_usd, 0))
+		ON CONFLICT (bucket, fingerprint, model) DO UPDATE SET
+			label = CASE WHEN excluded.last_ts >= last_ts THEN excluded.label ELSE label END,
+			last_ts = max(last_ts, excluded.last_ts),
+			requests = requests + 1,
+			input_tokens = input_tokens + excluded.input_tokens,
+			output_tokens = output_tokens + excluded.output_tokens,
+			cache_write_5m_tokens = cache_write_5m_tokens + excluded.cache_write_5m_tokens,
+			cache_write_1h_tokens = cache_write_1h_tokens + excluded.cache_write_1h_tokens,
+			cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+			cost_usd = cost_usd + excluded.cost_usd;
+	END;`,
+}
+
+// SchemaVersion is the schema version this piauth writes.
+var SchemaVersion = len(migrations)
+
+// Options tune Open.
+type Options struct {
+	// BusyTimeout bounds the wait for another writer (DefaultBusyTimeout
+	// when 0).
+	BusyTimeout time.Duration
+	// ReadOnly opens an existing ledger for reports only: nothing is
+	// created or migrated.
+	ReadOnly bool
+}
+
+// DB is an open ledger. It is safe for concurrent use; statements run one
+// at a time on a single connection.
+type DB struct {
+	path string
+	db   *sql.DB
+
+	mu  sync.Mutex
+	ins *sql.Stmt // the INSERT, prepared on first use
+}
+
+// Open opens (creating it 0600, its directory 0700) and migrates the ledger
+// at path, and prepares the INSERT. A file that is not a SQLite database, or
+// a schema newer than SchemaVersion, is an error; the file is left as it is.
+func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = DefaultBusyTimeout
+	}
+	if !opts.ReadOnly {
+		if err := createFile(path); err != nil {
+			return nil, err
+		}
+	} else if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10)+")")
+	if !opts.ReadOnly {
+		q.Add("_pragma", "journal_mode(WAL)")
+	}
+	q.Add("_pragma", "synchronous(NORMAL)")
+	// A short WAL: a process that exits without closing leaves it for the
+	// next opener to read back.
+	q.Add("_pragma", "wal_autocheckpoint("+strconv.Itoa(walCheckpointPages)+")")
+	q.Set("_txlock", "immediate")
+	dsn := (&url.URL{Scheme: "file", Path: path}).String() + "?" + q.Encode()
+	sdb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("ledger %s: %w", path, err)
+	}
+	sdb.SetMaxOpenConns(1)
+	sdb.SetMaxIdleConns(1)
+	sdb.SetConnMaxLifetime(0)
+	sdb.SetConnMaxIdleTime(0)
+	d := &DB{path: path, db: sdb}
+	if err := d.migrate(ctx, opts.ReadOnly); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("ledger %s: %w", path, err)
+	}
+	if !opts.ReadOnly {
+		if _, err := d.insert(ctx); err != nil { // prepared now: Record only runs it
+			sdb.Close()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// createFile makes path's directory (0700) and the file itself (0600) when
+// missing, and narrows a wider mode to 0600: SQLite gives its -wal and -shm
+// files the database file's mode.
+func createFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("ledger: %s is not a regular file", path)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		if err := f.Chmod(0o600); err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
+	}
+	return nil
+}
+
+// migrate brings the schema to SchemaVersion under the write lock (another
+// process may be migrating at the same time).
+func (d *DB) migrate(ctx context.Context, readOnly bool) error {
+	v, err := d.version(ctx, d.db)
+	if err != nil {
+		return err
+	}
+	if v > SchemaVersion {
+		return fmt.Errorf("%w (version %d, this piauth knows %d)", ErrNewerSchema, v, SchemaVersion)
+	}
+	if v == SchemaVersion {
+		return nil
+	}
+	if readOnly {
+		return fmt.Errorf("schema version %d is older than %d: run a command that records to migrate it", v, SchemaVersion)
+	}
+	tx, err := d.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback()
+	if v, err = d.version(ctx, tx); err != nil || v >= SchemaVersion {
+		return err // migrated meanwhile by another process
+	}
+	for i := v; i < SchemaVersion; i++ {
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("migrate to version %d: %w", i+1, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(SchemaVersion)); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// version is the schema version (PRAGMA user_version); reading it also
+// checks that the file is a database.
+func (d *DB) version(ctx context.Context, q querier) (int, error) {
+	var v int
+	if err := q.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}
+
+// Path is the ledger's file.
+func (d *DB) Path() string { return d.path }
+
+// Close closes the ledger.
+func (d *DB) Close() error {
+	d.mu.Lock()
+	if d.ins != nil {
+		d.ins.Close()
+		d.ins = nil
+	}
+	d.mu.Unlock()
+	if err := d.db.Close(); err != nil {
+		return fmt.Errorf("ledger %s: close: %w", d.path, err)
+	}
+	return nil
+}
