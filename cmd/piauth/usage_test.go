@@ -258,7 +258,7 @@ func TestChatSwitchAt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newUsageEnv(t, `{}`, []string{hot, cool}, []keystore.KeyState{{Utilization: 0.95}, {Utilization: 0.2}})
+			e := newUsageEnv(t, `{}`, []string{hot, cool}, []keystore.KeyState{{FiveHour: 0.95, Utilization: 0.95}, {FiveHour: 0.2, Utilization: 0.2}})
 			vars := e.vars()
 			if tt.env != "" {
 				vars["PIAUTH_SWITCH_AT"] = tt.env

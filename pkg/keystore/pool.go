@@ -34,6 +34,7 @@ type KeyState struct {
 	Revoked       bool
 	UnifiedStatus string  // last anthropic-ratelimit-unified-status seen
 	Utilization   float64 // highest window utilisation last seen
+	FiveHour      float64 // the 5-hour window's utilisation last seen (switch-at watches it)
 	Replaces      string  // fingerprint of the key this one replaced in a refresh (see Follow)
 
 	extra map[string]json.RawMessage
@@ -154,6 +155,7 @@ type stateJSON struct {
 	Revoked        bool    `json:"revoked,omitempty"`
 	UnifiedStatus  string  `json:"unified_status,omitempty"`
 	Utilization    float64 `json:"utilization,omitempty"`
+	FiveHour       float64 `json:"utilization_5h,omitempty"`
 	Replaces       string  `json:"replaces,omitempty"`
 }
 
@@ -174,6 +176,7 @@ func stateFields(s *stateJSON) map[string]struct {
 		"needs_reauth": {&s.NeedsReauth, "a boolean"}, "unified_status": {&s.UnifiedStatus, "a string"},
 		"disabled": {&s.Disabled, "a boolean"}, "revoked": {&s.Revoked, "a boolean"},
 		"utilization": {&s.Utilization, "a number"}, "replaces": {&s.Replaces, "a string"},
+		"utilization_5h": {&s.FiveHour, "a number"},
 	}
 }
 
@@ -291,13 +294,14 @@ func parseState(d *doc, ptr string, raw json.RawMessage) (*KeyState, error) {
 	}
 	st.Label, st.Refresh, st.Expires, st.Account = sj.Label, sj.Refresh, sj.Expires, sj.Account
 	st.CooldownReason, st.NeedsReauth, st.UnifiedStatus, st.Utilization = sj.CooldownReason, sj.NeedsReauth, sj.UnifiedStatus, sj.Utilization
+	st.FiveHour = sj.FiveHour
 	st.Replaces, st.Disabled, st.Revoked = sj.Replaces, sj.Disabled, sj.Revoked
 	return st, nil
 }
 
 func (st *KeyState) marshal() (json.RawMessage, error) {
 	sj := stateJSON{Label: st.Label, Refresh: st.Refresh, Expires: st.Expires, Account: st.Account,
-		CooldownReason: st.CooldownReason, NeedsReauth: st.NeedsReauth, UnifiedStatus: st.UnifiedStatus, Utilization: st.Utilization, Replaces: st.Replaces,
+		CooldownReason: st.CooldownReason, NeedsReauth: st.NeedsReauth, UnifiedStatus: st.UnifiedStatus, Utilization: st.Utilization, FiveHour: st.FiveHour, Replaces: st.Replaces,
 		Disabled: st.Disabled, Revoked: st.Revoked}
 	if !st.CooldownUntil.IsZero() {
 		sj.CooldownUntil = st.CooldownUntil.UTC().Format(time.RFC3339Nano)

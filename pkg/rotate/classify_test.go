@@ -163,7 +163,7 @@ func TestParseUnified(t *testing.T) {
 	h.Set("anthropic-ratelimit-unified-reset", "1795000000")
 	u, ok := ParseUnified(h)
 	assert.True(t, ok)
-	assert.Equal(t, Unified{Status: "allowed_warning", Utilization: 0.97, Reset: time.Unix(1795000000, 0)}, u)
+	assert.Equal(t, Unified{Status: "allowed_warning", Utilization: 0.97, FiveHour: 0.97, Reset: time.Unix(1795000000, 0)}, u)
 
 	h.Set("anthropic-ratelimit-unified-7d-utilization", "Inf")
 	u, _ = ParseUnified(h)

@@ -105,6 +105,7 @@ func unifiedWindows(h http.Header, suffix string) []string {
 type Unified struct {
 	Status      string    // allowed, allowed_warning or rejected
 	Utilization float64   // highest window utilisation (a fraction, may exceed 1)
+	FiveHour    float64   // the 5-hour window's utilisation (0 when not reported)
 	Reset       time.Time // anthropic-ratelimit-unified-reset; zero when absent
 }
 
@@ -117,8 +118,14 @@ func ParseUnified(h http.Header) (u Unified, ok bool) {
 	}
 	for _, w := range unifiedWindows(h, "-utilization") {
 		v := strings.TrimSpace(h.Get(unifiedPrefix + w + "-utilization"))
-		if f, err := strconv.ParseFloat(v, 64); err == nil && f > u.Utilization {
-			u.Utilization = min(f, maxUtilization) // NaN never compares greater; Inf is bounded
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f >= 0) { // NaN and negatives say nothing
+			continue
+		}
+		f = min(f, maxUtilization) // Inf is bounded
+		u.Utilization = max(u.Utilization, f)
+		if w == "5h" {
+			u.FiveHour = f
 		}
 	}
 	u.Reset, _ = epochHeader(h, unifiedPrefix+"reset")

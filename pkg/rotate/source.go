@@ -106,8 +106,8 @@ func (s *Source) Files() (mode Mode, p *keystore.Pool, login *keystore.Credentia
 		if i := switchKey(p, s.SwitchAt, s.now()); i >= 0 {
 			if s.SwitchLog != nil {
 				a := p.ActiveIndex()
-				fmt.Fprintf(s.SwitchLog, "🔑 key %d/%d (%s) reports %.0f%% used (switch at %g%%); new requests use key %d/%d (%.0f%%)\n",
-					a+1, len(p.Keys), keystore.Mask(p.Keys[a]), 100*utilization(p, a), s.SwitchAt, i+1, len(p.Keys), 100*utilization(p, i))
+				fmt.Fprintf(s.SwitchLog, "🔑 key %d/%d (%s) reports %.0f%% of its 5-hour window used (switch at %g%%); new requests use key %d/%d (%.0f%%)\n",
+					a+1, len(p.Keys), keystore.Mask(p.Keys[a]), 100*fiveHour(p, a), s.SwitchAt, i+1, len(p.Keys), 100*fiveHour(p, i))
 			}
 			p.Active, p.Rotated = i, true
 		}
@@ -243,27 +243,35 @@ func choose(p *keystore.Pool, tried map[string]bool, prefer string, now time.Tim
 }
 
 // switchKey is the switch-at rule: when the active key is usable and its
-// last reported utilisation (KeyState.Utilization, a fraction from the
+// last reported 5-hour utilisation (KeyState.FiveHour, a fraction from the
 // answers' unified headers) is at least switchAt percent, it returns the
-// usable key with the lowest utilisation below switchAt (ties: the first
-// after the active key). Otherwise — below the mark, not usable (rotation
+// usable key with the lowest 5-hour utilisation below switchAt (ties: the
+// first after the active key). Otherwise — below the mark, not usable (rotation
 // handles that), or no key with headroom — it returns -1: the active key
 // is kept, and with it the prompt cache of the conversation on it.
 func switchKey(p *keystore.Pool, switchAt float64, now time.Time) int {
 	n := len(p.Keys)
 	active := p.ActiveIndex()
-	if switchAt <= 0 || n < 2 || !p.Status(active, now).State.Usable() || 100*utilization(p, active) < switchAt {
+	if switchAt <= 0 || n < 2 || !p.Status(active, now).State.Usable() || 100*fiveHour(p, active) < switchAt {
 		return -1
 	}
 	best := -1
 	for k := 1; k < n; k++ {
 		i := (active + k) % n
-		if u := 100 * utilization(p, i); u < switchAt && p.Status(i, now).State.Usable() &&
-			(best < 0 || u < 100*utilization(p, best)) {
+		if u := 100 * fiveHour(p, i); u < switchAt && p.Status(i, now).State.Usable() &&
+			(best < 0 || u < 100*fiveHour(p, best)) {
 			best = i
 		}
 	}
 	return best
+}
+
+// fiveHour is key i's last reported 5-hour utilisation (a fraction).
+func fiveHour(p *keystore.Pool, i int) float64 {
+	if st := p.States[keystore.Fingerprint(p.Keys[i])]; st != nil {
+		return st.FiveHour
+	}
+	return 0
 }
 
 func utilization(p *keystore.Pool, i int) float64 {

@@ -30,7 +30,7 @@ func (t *Transport) cool(ctx context.Context, tok string, i, n int, class Class,
 		}
 		st.CooldownReason = reason
 		if u, ok := ParseUnified(h); ok {
-			st.UnifiedStatus, st.Utilization = u.Status, u.Utilization
+			st.UnifiedStatus, st.Utilization, st.FiveHour = u.Status, u.Utilization, u.FiveHour
 		}
 	})
 }
@@ -213,7 +213,8 @@ func (t *Transport) succeed(ctx context.Context, p *keystore.Pool, tok string, h
 		st = &keystore.KeyState{}
 	}
 	changed := i != p.Active || p.Rotated != rotated || !st.CooldownUntil.IsZero() ||
-		(hasU && (st.UnifiedStatus != u.Status || math.Abs(st.Utilization-u.Utilization) >= 0.01))
+		(hasU && (st.UnifiedStatus != u.Status || math.Abs(st.Utilization-u.Utilization) >= 0.01 ||
+			math.Abs(st.FiveHour-u.FiveHour) >= 0.01))
 	var until time.Time
 	if hasU && u.Status == "rejected" {
 		// Answered, but the next request would be refused: skip the key
@@ -232,7 +233,7 @@ func (t *Transport) succeed(ctx context.Context, p *keystore.Pool, tok string, h
 				s.CooldownUntil, s.CooldownReason = time.Time{}, ""
 			}
 			if hasU {
-				s.UnifiedStatus, s.Utilization = u.Status, u.Utilization
+				s.UnifiedStatus, s.Utilization, s.FiveHour = u.Status, u.Utilization, u.FiveHour
 			}
 			if !until.IsZero() {
 				s.CooldownUntil, s.CooldownReason = until, keystore.ReasonRateLimit

@@ -2,6 +2,7 @@ package rotate
 
 import (
 	"bytes"
+	"net/http"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ func TestSwitchKey(t *testing.T) {
 			p := &keystore.Pool{Keys: keys, Active: tt.active, States: map[string]*keystore.KeyState{}}
 			for i, u := range tt.util {
 				st := p.State(i)
-				st.Utilization = u
+				st.FiveHour = u
 				if tt.cooling != nil && tt.cooling[i] {
 					st.CooldownUntil, st.CooldownReason = now.Add(time.Hour), keystore.ReasonRateLimit
 				}
@@ -60,7 +61,7 @@ func TestSwitchAtTransport(t *testing.T) {
 		log      string
 	}{
 		{"without switch-at the active key is kept", 0, []int64{2, 0}, 0, ""},
-		{"switch at 90", 90, []int64{0, 2}, 1, "reports 95% used (switch at 90%); new requests use key 2/2 (20%)"},
+		{"switch at 90", 90, []int64{0, 2}, 1, "reports 95% of its 5-hour window used (switch at 90%); new requests use key 2/2 (20%)"},
 		{"switch at 99: below the mark", 99, []int64{2, 0}, 0, ""},
 	}
 	for _, tt := range tests {
@@ -69,7 +70,7 @@ func TestSwitchAtTransport(t *testing.T) {
 			e, url := emu(t, `{"tokens": [{"contains": "hot", "unified": {"five_hour": 0.95}},
 				{"contains": "cool", "unified": {"five_hour": 0.2}}]}`, clock.Now)
 			store := openStore(t, t.TempDir(), clock.Now)
-			seedPool(t, store, []string{hot, cool}, map[string]keystore.KeyState{hot: {Utilization: 0.95}, cool: {Utilization: 0.2}})
+			seedPool(t, store, []string{hot, cool}, map[string]keystore.KeyState{hot: {FiveHour: 0.95, Utilization: 0.95}, cool: {FiveHour: 0.2, Utilization: 0.2}})
 			var log bytes.Buffer
 			src := &Source{Store: store, Now: clock.Now, SwitchAt: tt.switchAt, SwitchLog: &log}
 			tr := &Transport{Source: src, Service: stream.Builtin(), Log: &log}
@@ -88,4 +89,27 @@ func TestSwitchAtTransport(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Switch-at watches the 5-hour window: a weekly window near its cap does not
+// move a conversation off its key.
+func TestSwitchAtWatchesFiveHours(t *testing.T) {
+	now := time.Now()
+	keys := []string{fakeTok("oat", "weekly"), fakeTok("oat", "other")}
+	p := &keystore.Pool{Keys: keys, States: map[string]*keystore.KeyState{}}
+	p.State(0).Utilization, p.State(0).FiveHour = 0.97, 0.30 // 7d at 97 %, 5h at 30 %
+	assert.Equal(t, -1, switchKey(p, 90, now))
+	p.State(0).FiveHour = 0.91
+	assert.Equal(t, 1, switchKey(p, 90, now))
+}
+
+func TestParseUnifiedFiveHour(t *testing.T) {
+	h := http.Header{}
+	h.Set("anthropic-ratelimit-unified-status", "allowed")
+	h.Set("anthropic-ratelimit-unified-5h-utilization", "0.42")
+	h.Set("anthropic-ratelimit-unified-7d-utilization", "0.88")
+	u, ok := ParseUnified(h)
+	assert.True(t, ok)
+	assert.Equal(t, 0.42, u.FiveHour)
+	assert.Equal(t, 0.88, u.Utilization)
 }
