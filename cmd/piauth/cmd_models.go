@@ -43,19 +43,11 @@ never listed. The table is data: PIAUTH_SERVICE_FILE (or
 			if err := exactArgs(c, 0, ""); err != nil {
 				return err
 			}
-			svc, err := f.Service()
+			svc, base, hc, err := f.upstream()
 			if err != nil {
 				return err
 			}
 			src, err := f.Source()
-			if err != nil {
-				return err
-			}
-			base, err := f.BaseURL()
-			if err != nil {
-				return err
-			}
-			hc, err := f.httpClient()
 			if err != nil {
 				return err
 			}

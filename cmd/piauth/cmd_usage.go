@@ -80,15 +80,7 @@ endpoint. --watch redraws every 60 s on a terminal (Ctrl-C ends).`,
 // HTTP client, never the rotating transport) with the cache in piauth's
 // state dir (none when there is no state dir).
 func usageFetcher(f *Factory) (*usage.Fetcher, error) {
-	svc, err := f.Service()
-	if err != nil {
-		return nil, err
-	}
-	base, err := f.BaseURL()
-	if err != nil {
-		return nil, err
-	}
-	hc, err := f.httpClient()
+	svc, base, hc, err := f.upstream()
 	if err != nil {
 		return nil, err
 	}

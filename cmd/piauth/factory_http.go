@@ -9,6 +9,7 @@ import (
 
 	"github.com/piauth/piauth/internal/httpx"
 	"github.com/piauth/piauth/pkg/pkce"
+	"github.com/piauth/piauth/pkg/stream"
 )
 
 // Timeouts of outgoing requests (README "Files and environment").
@@ -87,4 +88,20 @@ func noRedirect(c *http.Client) *http.Client {
 	cc := *c
 	cc.CheckRedirect = httpx.NoRedirect
 	return &cc
+}
+
+// upstream is what every direct request to the service needs: the service
+// data (shaping, version), where to send (BaseURL) and the bounded,
+// redirect-refusing client.
+func (f *Factory) upstream() (svc *stream.Service, base string, hc *http.Client, err error) {
+	if svc, err = f.Service(); err != nil {
+		return nil, "", nil, err
+	}
+	if base, err = f.BaseURL(); err != nil {
+		return nil, "", nil, err
+	}
+	if hc, err = f.httpClient(); err != nil {
+		return nil, "", nil, err
+	}
+	return svc, base, hc, nil
 }

@@ -52,15 +52,7 @@ func (f *Factory) MessagesClient(_ context.Context, o messagesOptions) (*message
 		return nil, err
 	}
 	src.SwitchLog = f.IO.ErrOut
-	base, err := f.BaseURL()
-	if err != nil {
-		return nil, err
-	}
-	hc, err := f.httpClient()
-	if err != nil {
-		return nil, err
-	}
-	svc, err := f.Service()
+	svc, base, hc, err := f.upstream()
 	if err != nil {
 		return nil, err
 	}
