@@ -2,7 +2,7 @@
 # Reproduces piauth's reliability and security figures (README "Reliability",
 # issue 7) at full size and checks each against its bound.
 #
-#   scripts/reliability.sh            # everything (≈ 8–12 min: 4 fuzz targets × 60 s)
+#   scripts/reliability.sh            # everything (≈ 7–10 min: 6 fuzz targets × 60 s)
 #   PIAUTH_FUZZTIME=10s scripts/reliability.sh   # shorter fuzzing
 #
 # What it runs, inside a private D-Bus session with a fresh, unlocked
@@ -16,8 +16,9 @@
 #      session bus). Each test logs
 #      its figure as "result NAME VALUE". The same tests run at -short sizes
 #      in scripts/test.sh.
-#   2. go test -fuzz for FuzzDecoder, FuzzAccumulator (pkg/stream),
-#      FuzzParsePaste (pkg/pkce) and FuzzParsePool (pkg/keystore), each for
+#   2. go test -fuzz for FuzzDecoder, FuzzAccumulator, FuzzShape (pkg/stream),
+#      FuzzParsePaste (pkg/pkce), FuzzParsePool (pkg/keystore) and FuzzStrip
+#      (internal/termsafe), each for
 #      $PIAUTH_FUZZTIME (default 60s) with a fresh fuzz cache in a temp dir;
 #      every failing target counts as one crasher (Go writes the input under
 #      the package's testdata/fuzz/).
