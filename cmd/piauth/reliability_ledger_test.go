@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -38,7 +36,6 @@ const ledgerRelScenario = `{"tokens": [
 // what the emulator sent.
 func TestReliabilityLedgerConcurrentWriters(t *testing.T) {
 	streams, chats := 50, 8
-	bin := piauthBinary(t)
 	sc, err := emulator.ParseScenario([]byte(ledgerRelScenario))
 	require.NoError(t, err)
 	up := httptest.NewServer(emulator.New(emulator.Options{Scenario: sc}))
@@ -59,18 +56,8 @@ func TestReliabilityLedgerConcurrentWriters(t *testing.T) {
 	proxyTok, chatTok := chatToken("ledger-proxy"), chatToken("ledger-chat")
 	proxyDir, chatDir := login(proxyTok), login(chatTok)
 
-	cmd := exec.Command(bin, "--dir", proxyDir, "--keyring", "off", "proxy", "--addr", "127.0.0.1:0", "--no-auth")
-	cmd.Env = relEnv(env)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	stderrPipe, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	stderr := watchLines(stderrPipe, "ledger")
-	first, err := bufio.NewReader(stdout).ReadString('\n')
-	require.NoError(t, err, "stderr: %s", stderr)
-	base := strings.TrimSpace(strings.TrimPrefix(first, "listening on "))
+	px := startProxy(t, proxyDir, env, "ledger", "--addr", "127.0.0.1:0", "--no-auth")
+	cmd, base, stderr := px.cmd, px.base, px.stderr
 
 	var wg sync.WaitGroup
 	errs := make(chan string, streams+chats)
@@ -151,7 +138,6 @@ func TestReliabilityLedgerConcurrentWriters(t *testing.T) {
 // A real `piauth proxy` with a corrupt ledger warns once at start and
 // answers every request; the file is left as it was.
 func TestLedgerProxyCorruptDatabase(t *testing.T) {
-	bin := piauthBinary(t)
 	sc, err := emulator.ParseScenario([]byte(ledgerRelScenario))
 	require.NoError(t, err)
 	up := httptest.NewServer(emulator.New(emulator.Options{Scenario: sc}))
@@ -168,18 +154,8 @@ func TestLedgerProxyCorruptDatabase(t *testing.T) {
 			Expires: time.Now().Add(time.Hour).UnixMilli()}, nil
 	}))
 
-	cmd := exec.Command(bin, "--dir", dir, "--keyring", "off", "proxy", "--addr", "127.0.0.1:0", "--no-auth")
-	cmd.Env = relEnv(map[string]string{"PIAUTH_BASE_URL": up.URL, "PIAUTH_STATE_DIR": state})
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	stderrPipe, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	stderr := watchLines(stderrPipe, "ledger")
-	first, err := bufio.NewReader(stdout).ReadString('\n')
-	require.NoError(t, err, "stderr: %s", stderr)
-	base := strings.TrimSpace(strings.TrimPrefix(first, "listening on "))
+	px := startProxy(t, dir, map[string]string{"PIAUTH_BASE_URL": up.URL, "PIAUTH_STATE_DIR": state}, "ledger", "--addr", "127.0.0.1:0", "--no-auth")
+	cmd, base, stderr := px.cmd, px.base, px.stderr
 	for range 3 {
 		resp, err := http.Post(base+"/v1/messages", "application/json",
 			strings.NewReader(`{"model":"claude-sonnet-5-5","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`))

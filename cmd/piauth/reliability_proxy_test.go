@@ -36,7 +36,6 @@ func TestReliabilityProxyLongLine(t *testing.T) {
 	if _, err := os.Stat("/proc/self/status"); err != nil {
 		t.Skip("needs /proc to read the peak RSS")
 	}
-	bin := piauthBinary(t)
 	dir := t.TempDir()
 	tok := proxyTok("longline")
 	auth, err := json.Marshal(map[string]any{"anthropic": map[string]any{
@@ -47,20 +46,8 @@ func TestReliabilityProxyLongLine(t *testing.T) {
 
 	up, sent := longLineUpstream(t, true)
 
-	cmd := exec.Command(bin, "--dir", dir, "--keyring", "off", "proxy", "--addr", "127.0.0.1:0")
-	cmd.Env = relEnv(map[string]string{"PIAUTH_BASE_URL": up.URL})
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	stderrPipe, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	stderr := watchLines(stderrPipe, "event_too_large")
-	br := bufio.NewReader(stdout)
-	first, err := br.ReadString('\n')
-	require.NoError(t, err, "stderr: %s", stderr)
-	base := strings.TrimSpace(strings.TrimPrefix(first, "listening on "))
-	go io.Copy(io.Discard, br) //nolint:errcheck // drain
+	px := startProxy(t, dir, map[string]string{"PIAUTH_BASE_URL": up.URL}, "event_too_large", "--addr", "127.0.0.1:0")
+	cmd, base, stderr := px.cmd, px.base, px.stderr
 	key, err := os.ReadFile(keystore.ProxyKeyPath(dir))
 	require.NoError(t, err)
 
@@ -158,7 +145,25 @@ func startProxyProcess(t *testing.T, dir, port, upstream string) *lineWatcher {
 // startProxyProcessEnv is startProxyProcess with its environment given.
 func startProxyProcessEnv(t *testing.T, dir, port string, env map[string]string) *lineWatcher {
 	t.Helper()
-	cmd := exec.Command(piauthBinary(t), "--dir", dir, "--keyring", "off", "proxy", "--addr", "127.0.0.1:"+port)
+	p := startProxy(t, dir, env, "\x00", "--addr", "127.0.0.1:"+port)
+	require.Equal(t, "http://127.0.0.1:"+port, p.base)
+	return p.stderr
+}
+
+// proxyProcess is a real `piauth proxy` started by startProxy.
+type proxyProcess struct {
+	cmd    *exec.Cmd
+	base   string       // http://HOST:PORT from its "listening on" line
+	stderr *lineWatcher // its stderr, watched for a marker
+}
+
+// startProxy runs `piauth --dir dir --keyring off proxy args…` with env
+// (added to this process's), waits for its "listening on" line, drains
+// stdout and watches stderr for marker. The process is killed when the test
+// ends unless the test waited for it first.
+func startProxy(t *testing.T, dir string, env map[string]string, marker string, args ...string) *proxyProcess {
+	t.Helper()
+	cmd := exec.Command(piauthBinary(t), append([]string{"--dir", dir, "--keyring", "off", "proxy"}, args...)...)
 	cmd.Env = relEnv(env)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -166,13 +171,12 @@ func startProxyProcessEnv(t *testing.T, dir, port string, env map[string]string)
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	stderr := watchLines(stderrPipe, "\x00")
+	stderr := watchLines(stderrPipe, marker)
 	br := bufio.NewReader(stdout)
 	first, err := br.ReadString('\n')
 	require.NoError(t, err, "stderr: %s", stderr)
-	require.Equal(t, "listening on http://127.0.0.1:"+port+"\n", first)
 	go io.Copy(io.Discard, br) //nolint:errcheck // drain
-	return stderr
+	return &proxyProcess{cmd: cmd, base: strings.TrimSpace(strings.TrimPrefix(first, "listening on ")), stderr: stderr}
 }
 
 // Two real proxies pointing at each other (a loop no start-up check can
