@@ -80,9 +80,10 @@ type Source struct {
 	Refresher Refresher
 	Now       func() time.Time // time.Now when nil
 	// SwitchAt, when above 0, is a utilisation percent (PIAUTH_SWITCH_AT,
-	// --switch-at): once the active key's last reported utilisation reaches
-	// it, new requests start on the usable key with the most headroom below
-	// it (see switchKey); 0 keeps the active key while it is usable.
+	// --switch-at): once the active key's last reported 5-hour utilisation
+	// reaches it, the Transport starts new requests on the usable key with
+	// the most headroom below it (see switchKey), and the first answer
+	// records the move; 0 keeps the active key while it is usable.
 	SwitchAt float64
 	// SwitchLog, when set, gets one line each time SwitchAt moves new
 	// requests to another key (masked keys).
@@ -97,25 +98,8 @@ func (s *Source) now() time.Time {
 }
 
 // Files reads auth.json and the pool and says which Mode requests use.
-// login is nil when logged out. With SwitchAt set, the pool's Active is the
-// key new requests start on (switchKey; moved in memory only, with Rotated
-// set, so the first answer of the new key records the move).
+// login is nil when logged out.
 func (s *Source) Files() (mode Mode, p *keystore.Pool, login *keystore.Credential, err error) {
-	mode, p, login, err = s.files()
-	if err == nil && mode == ModePool && s.SwitchAt > 0 {
-		if i := switchKey(p, s.SwitchAt, s.now()); i >= 0 {
-			if s.SwitchLog != nil {
-				a := p.ActiveIndex()
-				fmt.Fprintf(s.SwitchLog, "🔑 key %d/%d (%s) reports %.0f%% of its 5-hour window used (switch at %g%%); new requests use key %d/%d (%.0f%%)\n",
-					a+1, len(p.Keys), keystore.Mask(p.Keys[a]), 100*fiveHour(p, a), s.SwitchAt, i+1, len(p.Keys), 100*fiveHour(p, i))
-			}
-			p.Active, p.Rotated = i, true
-		}
-	}
-	return mode, p, login, err
-}
-
-func (s *Source) files() (mode Mode, p *keystore.Pool, login *keystore.Credential, err error) {
 	p, err = s.Store.Pool()
 	if err != nil {
 		return ModeNone, nil, nil, fmt.Errorf("read key pool: %w", err)
@@ -240,6 +224,21 @@ func choose(p *keystore.Pool, tried map[string]bool, prefer string, now time.Tim
 		}
 	}
 	return best
+}
+
+// switchTo is the key a new request starts on because of SwitchAt
+// (switchKey), said once on SwitchLog; -1 when SwitchAt keeps the active key.
+func (s *Source) switchTo(p *keystore.Pool) int {
+	if s.SwitchAt <= 0 {
+		return -1
+	}
+	i := switchKey(p, s.SwitchAt, s.now())
+	if i >= 0 && s.SwitchLog != nil {
+		a := p.ActiveIndex()
+		fmt.Fprintf(s.SwitchLog, "🔑 key %d/%d (%s) reports %.0f%% of its 5-hour window used (switch at %g%%); new requests use key %d/%d (%.0f%%)\n",
+			a+1, len(p.Keys), keystore.Mask(p.Keys[a]), 100*fiveHour(p, a), s.SwitchAt, i+1, len(p.Keys), 100*fiveHour(p, i))
+	}
+	return i
 }
 
 // switchKey is the switch-at rule: when the active key is usable and its

@@ -156,6 +156,9 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request) (*http.Res
 		return nil, pkce.ErrNotLoggedIn
 	}
 	a := &attempt{tried: map[string]bool{}, refreshed: map[string]bool{}, refused: map[int]bool{}}
+	if i := t.Source.switchTo(p); i >= 0 {
+		a.prefer, a.rotated = keystore.Fingerprint(p.Keys[i]), true
+	}
 	for {
 		now := t.Source.now()
 		i := choose(p, a.tried, a.prefer, now)
