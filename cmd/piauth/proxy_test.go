@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/piauth/piauth/internal/testenv"
 	"github.com/piauth/piauth/pkg/emulator"
 	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/piauth/piauth/pkg/stream"
@@ -317,35 +318,11 @@ func (w *lineWatcher) String() string {
 	return w.buf.String()
 }
 
-// proxyGate is an emulator Sleep holding every stream event after the first
-// until open is closed.
-type proxyGate struct {
-	mu    sync.Mutex
-	calls int
-	open  chan struct{}
-}
-
-func (g *proxyGate) Sleep(ctx context.Context, _ time.Duration) error {
-	g.mu.Lock()
-	g.calls++
-	first := g.calls == 1
-	g.mu.Unlock()
-	if first {
-		return nil
-	}
-	select {
-	case <-g.open:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // A real `piauth proxy` process gets SIGTERM in the middle of a stream: the
 // stream still completes and the process exits 0.
 func TestProxyProcessSIGTERMFinishesStream(t *testing.T) {
 	bin := piauthBinary(t)
-	g := &proxyGate{open: make(chan struct{})}
+	g := testenv.NewStreamGate()
 	e := newProxyCmdEnv(t, emulator.Options{Scenario: &emulator.Scenario{Reply: emulator.Reply{EventDelayMS: 1}}, Sleep: g.Sleep})
 
 	cmd := exec.Command(bin, e.args("proxy", "--addr", "127.0.0.1:0")[1:]...)
@@ -375,7 +352,7 @@ func TestProxyProcessSIGTERMFinishesStream(t *testing.T) {
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	<-stderr.seen // the proxy is shutting down while the stream is held
-	close(g.open)
+	g.Open()
 	var acc stream.Accumulator
 	_, err = acc.Add(dec.Event())
 	require.NoError(t, err)

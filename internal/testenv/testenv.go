@@ -5,6 +5,7 @@ package testenv
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -134,3 +135,39 @@ func SilentServer(t testing.TB) string {
 	}()
 	return ln.Addr().String()
 }
+
+// StreamGate is an emulator Sleep (emulator.Options.Sleep) that lets each
+// request's first delayed event pass and holds the later ones until Open:
+// a test can act while streams are in the middle.
+type StreamGate struct {
+	mu   sync.Mutex
+	seen map[<-chan struct{}]bool // by request context
+	open chan struct{}
+	once sync.Once
+}
+
+// NewStreamGate returns a closed gate.
+func NewStreamGate() *StreamGate {
+	return &StreamGate{seen: map[<-chan struct{}]bool{}, open: make(chan struct{})}
+}
+
+// Sleep passes a request's first call and blocks the later ones until Open
+// or until ctx is done.
+func (g *StreamGate) Sleep(ctx context.Context, _ time.Duration) error {
+	g.mu.Lock()
+	first := !g.seen[ctx.Done()]
+	g.seen[ctx.Done()] = true
+	g.mu.Unlock()
+	if first {
+		return nil
+	}
+	select {
+	case <-g.open:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Open lets every held and later event pass.
+func (g *StreamGate) Open() { g.once.Do(func() { close(g.open) }) }

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -101,34 +100,10 @@ func requireBusy(t *testing.T, resp *http.Response, msg string) {
 	assert.Contains(t, apiErr.Error.Message, msg)
 }
 
-// streamGate is an emulator Sleep that lets each request's first event
-// pass and holds the later ones until open is closed.
-type streamGate struct {
-	mu   sync.Mutex
-	seen map[<-chan struct{}]bool // by request context
-	open chan struct{}
-}
-
-func (g *streamGate) Sleep(ctx context.Context, _ time.Duration) error {
-	g.mu.Lock()
-	first := !g.seen[ctx.Done()]
-	g.seen[ctx.Done()] = true
-	g.mu.Unlock()
-	if first {
-		return nil
-	}
-	select {
-	case <-g.open:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // Past MaxInFlight requests at once the proxy answers 529 and forwards
 // nothing; a slot frees when a request ends.
 func TestInFlightLimit(t *testing.T) {
-	g := &streamGate{seen: map[<-chan struct{}]bool{}, open: make(chan struct{})}
+	g := testenv.NewStreamGate()
 	e := newEnv(t, emulator.Options{Scenario: slowReply(), Sleep: g.Sleep}, fakeToken("inflight"), proxy.Options{ClientKey: clientKey(), MaxInFlight: 2})
 	a := openStream(t, e.proxy.URL, messagesBody(t, true, nil))
 	b := openStream(t, e.proxy.URL, messagesBody(t, true, nil))
@@ -136,7 +111,7 @@ func TestInFlightLimit(t *testing.T) {
 	requireBusy(t, post(t, e.proxy.URL, "/v1/messages", keyHeader(), messagesBody(t, false, nil)), "2 requests in flight")
 	assert.Equal(t, int64(2), e.emu.Stats().Requests["/v1/messages"])
 
-	close(g.open)
+	g.Open()
 	drain(t, a)
 	drain(t, b)
 	assert.Eventually(t, func() bool {
