@@ -54,7 +54,11 @@ type Transport struct {
 
 	mu      sync.Mutex
 	last    report
-	version string // the newest version learnt by this Transport
+	version string // the newest version learnt by this Transport or read from Learned
+
+	learnedMod  time.Time       // Learned's modification time when last read
+	learnedSize int64           // and its size
+	versioned   *stream.Service // Service claiming version, built once
 }
 
 type report struct {

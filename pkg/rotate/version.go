@@ -9,6 +9,7 @@ package rotate
 import (
 	"context"
 	"net/http"
+	"os"
 
 	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/piauth/piauth/pkg/stream"
@@ -43,24 +44,32 @@ func (t *Transport) service() *stream.Service {
 		svc = stream.Builtin()
 	}
 	v := t.learntVersion()
-	if v != "" && stream.NewerVersion(v, svc.Version()) {
-		return svc.WithVersion(v)
+	if v == "" || !stream.NewerVersion(v, svc.Version()) {
+		return svc
 	}
-	return svc
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.versioned == nil || t.versioned.Version() != v {
+		t.versioned = svc.WithVersion(v) // built once per learnt version, not per request
+	}
+	return t.versioned
 }
 
 // learntVersion is the newest Claude Code version learnt here or by any
-// process (the Learned file).
+// process (the Learned file). The file is re-read only when its size or
+// modification time changed: a stat per request, not a parse.
 func (t *Transport) learntVersion() string {
 	t.mu.Lock()
-	v := t.version
-	t.mu.Unlock()
+	defer t.mu.Unlock()
 	if t.Learned != "" {
-		if l, err := keystore.ReadLearned(t.Learned); err == nil && stream.NewerVersion(l.ClaudeCodeVersion, v) {
-			v = l.ClaudeCodeVersion
+		if fi, err := os.Stat(t.Learned); err == nil && (fi.ModTime() != t.learnedMod || fi.Size() != t.learnedSize) {
+			t.learnedMod, t.learnedSize = fi.ModTime(), fi.Size()
+			if l, err := keystore.ReadLearned(t.Learned); err == nil && stream.NewerVersion(l.ClaudeCodeVersion, t.version) {
+				t.version = l.ClaudeCodeVersion
+			}
 		}
 	}
-	return v
+	return t.version
 }
 
 // learn records version v for this Transport and, with Learned, for every
