@@ -203,10 +203,17 @@ func (t *Transport) pool() (*keystore.Pool, error) {
 // succeed records a healthy answer of key tok: unified status, the active
 // key and the rotated mark, writing only when something changed. A failure to
 // record is reported on Log; the answer is still returned.
-func (t *Transport) succeed(ctx context.Context, p *keystore.Pool, tok string, h http.Header, rotated bool) {
+func (t *Transport) succeed(ctx context.Context, p *keystore.Pool, tok string, h http.Header, a *attempt) {
 	now := t.Source.now()
 	fp := keystore.Fingerprint(tok)
 	i := p.Find(tok)
+	rotated := a.rotated
+	// A pinned conversation answered on its own key: the pool's active key
+	// (where new conversations start) stays where it is.
+	keepActive := a.pinned == fp
+	if keepActive {
+		i, rotated = p.Active, p.Rotated
+	}
 	u, hasU := ParseUnified(h)
 	st := p.States[fp]
 	if st == nil {
@@ -227,7 +234,9 @@ func (t *Transport) succeed(ctx context.Context, p *keystore.Pool, tok string, h
 			if j < 0 {
 				return nil
 			}
-			p.Active, p.Rotated = j, rotated
+			if !keepActive {
+				p.Active, p.Rotated = j, rotated
+			}
 			s := p.State(j)
 			if !s.CooldownUntil.After(now) {
 				s.CooldownUntil, s.CooldownReason = time.Time{}, ""
@@ -247,6 +256,7 @@ func (t *Transport) succeed(ctx context.Context, p *keystore.Pool, tok string, h
 		}
 	}
 	if i = p.Find(tok); i >= 0 {
-		t.report(i+1, len(p.Keys), rotated)
+		a.pin.set(fp, i+1, len(p.Keys))
+		t.report(i+1, len(p.Keys), a.rotated)
 	}
 }

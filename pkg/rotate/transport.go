@@ -97,6 +97,10 @@ type attempt struct {
 	// shapeResp is the first, returned when no other key can be tried.
 	shapeRefusals int
 	shapeResp     *http.Response
+	// pin is the request's Pin (nil: none); pinned the fingerprint it
+	// started on because of it, whose answer leaves the active key alone.
+	pin    *Pin
+	pinned string
 	// versionRetried is set once the request was re-sent with a raised
 	// Claude Code version; it is never raised twice in one request.
 	versionRetried bool
@@ -159,8 +163,10 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request) (*http.Res
 	case mode == ModeNone:
 		return nil, pkce.ErrNotLoggedIn
 	}
-	a := &attempt{tried: map[string]bool{}, refreshed: map[string]bool{}, refused: map[int]bool{}}
-	if i := t.Source.switchTo(p); i >= 0 {
+	a := &attempt{tried: map[string]bool{}, refreshed: map[string]bool{}, refused: map[int]bool{}, pin: pinFrom(ctx)}
+	if fp := pinned(a.pin, p, t.Source.now()); fp != "" {
+		a.prefer, a.pinned = fp, fp // the conversation's key, not moved by SwitchAt
+	} else if i := t.Source.switchTo(p); i >= 0 {
 		a.prefer, a.rotated = keystore.Fingerprint(p.Keys[i]), true
 	}
 	for {
@@ -193,7 +199,7 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request) (*http.Res
 		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 			resp, serr := peek(resp)
 			if serr == nil {
-				t.succeed(ctx, p, tok, resp.Header, a.rotated)
+				t.succeed(ctx, p, tok, resp.Header, a)
 				return resp, nil
 			}
 			// An overload or rate limit before any content: rotate.
@@ -254,6 +260,7 @@ func (t *Transport) loginRoundTrip(ctx context.Context, req *http.Request) (*htt
 		resp, err := t.sendVersioned(ctx, req, c.Token(), a)
 		if err != nil || resp.StatusCode != http.StatusUnauthorized || refreshed || c.Type != "oauth" {
 			if err == nil && resp.StatusCode < 300 {
+				pinFrom(ctx).set("", 0, 0)
 				t.report(0, 0, false)
 			}
 			return resp, err
