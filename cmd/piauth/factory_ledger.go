@@ -38,12 +38,14 @@ func (f *Factory) ledgerOff() bool {
 	return false
 }
 
-// Ledger opens the ledger for recording, in the background: the open runs
-// while the request it will record is under way. It is nil when
-// PIAUTH_LEDGER=off or there is no state dir (then nothing is recorded and
-// nothing said). A ledger that cannot be opened or written (locked, corrupt,
-// newer) is warned about once; requests go on unrecorded.
-func (f *Factory) Ledger(ctx context.Context) *ledgerSink {
+// Ledger is the ledger sink of a command that records answers. It is nil
+// when PIAUTH_LEDGER=off or there is no state dir (then nothing is recorded
+// and nothing said). chat spools each entry (ledger.Spool: one appended
+// line, no SQLite open on the request path); the proxy opens the database
+// and writes through a ledger.Writer (Async). A ledger that cannot be
+// opened or written (locked, corrupt, newer) is warned about once; requests
+// go on unrecorded.
+func (f *Factory) Ledger(_ context.Context) *ledgerSink {
 	if f.ledgerOff() {
 		return nil
 	}
@@ -61,40 +63,25 @@ func (f *Factory) Ledger(ctx context.Context) *ledgerSink {
 		defer warnMu.Unlock()
 		f.warnf(format, a...)
 	}
-	s := &ledgerSink{path: path, svc: svc, store: f.Store, warn: warn, opened: make(chan struct{})}
-	go func() {
-		defer close(s.opened)
-		s.db, s.err = ledger.Open(context.WithoutCancel(ctx), path, ledger.Options{})
-	}()
-	return s
+	return &ledgerSink{path: path, svc: svc, store: f.Store, warn: warn}
 }
 
 // ledgerSink adds the key's label and the price to an entry and writes it:
-// at once (chat), or through a ledger.Writer (the proxy, see Async).
+// to the spool (chat), or through a ledger.Writer (the proxy, see Async).
 type ledgerSink struct {
 	path   string
 	svc    *stream.Service
 	store  func() (*keystore.Store, error)
 	warn   func(format string, a ...any)
-	opened chan struct{} // closed when db/err are set
-	db     *ledger.DB
-	err    error
+	db     *ledger.DB     // open (the proxy, or a chat importing its spool)
 	writer *ledger.Writer // set by Async
 
-	warnOnce sync.Once
-	labelsMu sync.Mutex
-	labels   map[string]string // fingerprint → pool label
-	loadedAt time.Time
-}
-
-// ready waits for the open; false (warned once) when it failed.
-func (s *ledgerSink) ready() bool {
-	<-s.opened
-	if s.err != nil {
-		s.warnf(s.err)
-		return false
-	}
-	return true
+	checkOnce sync.Once
+	checkErr  error // the ledger file's state, checked once (chat)
+	warnOnce  sync.Once
+	labelsMu  sync.Mutex
+	labels    map[string]string // fingerprint → pool label
+	loadedAt  time.Time
 }
 
 // warnf says once that the ledger is not recording, and why.
@@ -111,7 +98,7 @@ func (s *ledgerSink) warnf(err error) {
 // Record completes e (label, cost) and writes it; a failure is warned about
 // once and otherwise ignored.
 func (s *ledgerSink) Record(ctx context.Context, e ledger.Entry) {
-	if s == nil || !s.ready() {
+	if s == nil {
 		return
 	}
 	e.Label = s.label(e.Fingerprint)
@@ -120,7 +107,45 @@ func (s *ledgerSink) Record(ctx context.Context, e ledger.Entry) {
 		s.writer.Record(ctx, e)
 		return
 	}
+	if s.checkOnce.Do(func() { s.checkErr = ledger.CheckFile(s.path) }); s.checkErr != nil {
+		s.warnf(s.checkErr)
+		return
+	}
+	size, err := ledger.Spool(s.path, e)
+	switch {
+	case errors.Is(err, ledger.ErrSpoolUnsupported):
+		s.recordDirect(ctx, e)
+	case err != nil:
+		s.warnf(err)
+	case size > ledger.SpoolImportSize:
+		s.importSpool(ctx) // now and then, so the spool stays small
+	}
+}
+
+// recordDirect writes e through the database (where the spool cannot be
+// used).
+func (s *ledgerSink) recordDirect(ctx context.Context, e ledger.Entry) {
+	if s.db == nil {
+		db, err := ledger.Open(context.WithoutCancel(ctx), s.path, ledger.Options{})
+		if err != nil {
+			s.warnf(err)
+			return
+		}
+		s.db = db
+	}
 	if err := s.db.Record(context.WithoutCancel(ctx), e); err != nil {
+		s.warnf(err)
+	}
+}
+
+// importSpool opens the ledger, which imports the spool, and closes it.
+func (s *ledgerSink) importSpool(ctx context.Context) {
+	db, err := ledger.Open(context.WithoutCancel(ctx), s.path, ledger.Options{})
+	if err != nil {
+		s.warnf(err)
+		return
+	}
+	if err := db.Close(); err != nil {
 		s.warnf(err)
 	}
 }
@@ -153,20 +178,26 @@ func (s *ledgerSink) label(fp string) string {
 	return s.labels[fp]
 }
 
-// Async makes Record queue entries for one writer goroutine (the proxy:
-// no response waits on the disk). It returns what to hand proxy.Options
-// (nil when the ledger is off or did not open).
+// Async opens the ledger (importing what chats spooled) and makes Record
+// queue entries for one writer goroutine (the proxy: no response waits on
+// the disk). It returns what to hand proxy.Options (nil when the ledger is
+// off or did not open, which is warned about).
 func (s *ledgerSink) Async() proxy.Ledger {
-	if s == nil || !s.ready() {
+	if s == nil {
 		return nil
 	}
-	s.writer = ledger.NewWriter(s.db, ledger.WriterOptions{Warn: s.warn})
+	db, err := ledger.Open(context.Background(), s.path, ledger.Options{})
+	if err != nil {
+		s.warnf(err)
+		return nil
+	}
+	s.db, s.writer = db, ledger.NewWriter(db, ledger.WriterOptions{Warn: s.warn})
 	return s
 }
 
 // Close flushes queued entries (within 10 s), says how many were lost if
-// any, and closes the ledger. Without a writer (chat) the ledger is left
-// open for the process's exit to drop: a clean close of the last
+// any, and closes the ledger. A ledger opened only to record directly is
+// left open for the process's exit to drop: a clean close of the last
 // connection checkpoints the WAL (an fsync) that a short-lived process need
 // not wait for; every row is already committed, and the next opener reads
 // the short WAL back.

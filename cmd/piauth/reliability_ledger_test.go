@@ -102,6 +102,10 @@ func TestReliabilityLedgerConcurrentWriters(t *testing.T) {
 	<-stderr.done
 	assert.NotContains(t, stderr.String(), "dropped")
 
+	// The chats spooled their rows; opening the ledger imports them.
+	led, err := ledger.Open(context.Background(), filepath.Join(state, ledger.FileName), ledger.Options{})
+	require.NoError(t, err)
+	require.NoError(t, led.Close())
 	db, err := sql.Open("sqlite", filepath.Join(state, ledger.FileName))
 	require.NoError(t, err)
 	defer db.Close()

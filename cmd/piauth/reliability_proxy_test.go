@@ -129,10 +129,21 @@ func peakRSSMB(t *testing.T, pid int) int {
 // freePort is a loopback TCP port free a moment ago.
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	return freePorts(t, 1)[0]
+}
+
+// freePorts returns n different free loopback ports (all held open until
+// every one is chosen: a port closed and asked for again may come back).
+func freePorts(t *testing.T, n int) []string {
+	t.Helper()
+	ports := make([]string, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		ports[i] = strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
 }
 
 // startProxyProcess runs `piauth proxy` on 127.0.0.1:port with upstream
@@ -185,7 +196,8 @@ func startProxy(t *testing.T, dir string, env map[string]string, marker string, 
 // descriptors.
 func TestProxyProcessLoopDetected(t *testing.T) {
 	e := newProxyCmdEnv(t, emulator.Options{})
-	portA, portB := freePort(t), freePort(t)
+	ports := freePorts(t, 2)
+	portA, portB := ports[0], ports[1]
 	a := startProxyProcess(t, e.dir, portA, "http://127.0.0.1:"+portB)
 	b := startProxyProcess(t, e.dir, portB, "http://127.0.0.1:"+portA)
 

@@ -82,6 +82,10 @@ var migrations = []string{
 			cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
 			cost_usd = cost_usd + excluded.cost_usd;
 	END;`,
+	// 2: the id of a row imported from the spool (see spool.go), so that
+	// an import repeated after a crash adds nothing.
+	`ALTER TABLE requests ADD COLUMN spool_id TEXT;
+	CREATE UNIQUE INDEX requests_spool_id ON requests (spool_id) WHERE spool_id IS NOT NULL;`,
 }
 
 // SchemaVersion is the schema version this piauth writes.
@@ -93,8 +97,11 @@ type Options struct {
 	// when 0).
 	BusyTimeout time.Duration
 	// ReadOnly opens an existing ledger for reports only: nothing is
-	// created or migrated.
+	// created or migrated. A ledger with spooled rows is opened for writing
+	// all the same, to import them: a report counts every row.
 	ReadOnly bool
+	// NoImport leaves spooled rows in the spool (see Import).
+	NoImport bool
 }
 
 // DB is an open ledger. It is safe for concurrent use; statements run one
@@ -108,11 +115,14 @@ type DB struct {
 }
 
 // Open opens (creating it 0600, its directory 0700) and migrates the ledger
-// at path, and prepares the INSERT. A file that is not a SQLite database, or
+// at path, prepares the INSERT and imports the spool (Spool, Import). A file that is not a SQLite database, or
 // a schema newer than SchemaVersion, is an error; the file is left as it is.
 func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = DefaultBusyTimeout
+	}
+	if opts.ReadOnly && !opts.NoImport && HasSpool(path) {
+		opts.ReadOnly = false
 	}
 	if !opts.ReadOnly {
 		if err := createFile(path); err != nil {
@@ -149,6 +159,12 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		if _, err := d.insert(ctx); err != nil { // prepared now: Record only runs it
 			sdb.Close()
 			return nil, err
+		}
+		if !opts.NoImport {
+			if _, err := d.Import(ctx); err != nil {
+				sdb.Close()
+				return nil, err
+			}
 		}
 	}
 	return d, nil

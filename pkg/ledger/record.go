@@ -11,6 +11,11 @@ const insertSQL = `INSERT INTO requests (ts, fingerprint, label, model, status, 
 	input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens,
 	cost_usd, client, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
+// insertSpooledSQL imports a spooled row; one imported before is ignored.
+const insertSpooledSQL = `INSERT OR IGNORE INTO requests (ts, fingerprint, label, model, status, error_type, stream, latency_ms,
+	input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens,
+	cost_usd, client, request_id, spool_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
 // Record writes e as one row (one prepared INSERT).
 func (d *DB) Record(ctx context.Context, e Entry) error {
 	ins, err := d.insert(ctx)
