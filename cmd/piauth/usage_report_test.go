@@ -191,6 +191,7 @@ func TestLedgerOffAndOn(t *testing.T) {
 	res := h.runLedger(state, map[string]string{"PIAUTH_LEDGER": "off"}, "chat", "hello")
 	require.Equal(t, 0, res.code, res.err)
 	assert.NoFileExists(t, filepath.Join(state, ledger.FileName))
+	assert.NoFileExists(t, filepath.Join(state, ledger.FileName+".spool"))
 
 	res = h.runLedger(state, nil, "chat", "hello")
 	require.Equal(t, 0, res.code, res.err)
@@ -198,6 +199,9 @@ func TestLedgerOffAndOn(t *testing.T) {
 	fi, err := os.Stat(state)
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+	fi, err = os.Stat(filepath.Join(state, ledger.FileName+".spool")) // chat spools its row
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	res = h.runLedger(state, nil, "usage", "report", "--json")
 	require.Equal(t, 0, res.code, res.err)
 	assert.Contains(t, res.out, `"requests": 1`)
