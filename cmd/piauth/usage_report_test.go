@@ -325,3 +325,28 @@ func TestUsageReportGolden(t *testing.T) {
 		}
 	}
 }
+
+// A chat whose spool has grown past ledger.SpoolImportSize imports it into
+// the database: the spool stays small without any other command running.
+func TestLedgerChatImportsALargeSpool(t *testing.T) {
+	h := newChatHarness(t, ledgerScenario)
+	h.login(chatToken("ledger-spool"))
+	state := t.TempDir()
+	path := filepath.Join(state, ledger.FileName)
+	rows := 0
+	for size := int64(0); size <= ledger.SpoolImportSize; rows++ {
+		var err error
+		size, err = ledger.Spool(path, ledger.Entry{Time: time.Now(), Model: "claude-sonnet-5-5", Client: "earlier",
+			Tokens: ledger.Tokens{Input: 1}, RequestID: strings.Repeat("r", 200)})
+		require.NoError(t, err)
+	}
+	res := h.runLedger(state, nil, "chat", "hello")
+	require.Equal(t, 0, res.code, res.err)
+	assert.False(t, ledger.HasSpool(path), "imported by the chat that found it past the mark")
+	db, err := ledger.Open(context.Background(), path, ledger.Options{ReadOnly: true})
+	require.NoError(t, err)
+	defer db.Close()
+	rep, err := db.Report(context.Background(), ledger.ReportOptions{By: ledger.ByModel})
+	require.NoError(t, err)
+	assert.Equal(t, int64(rows+1), rep.Totals.Requests)
+}
