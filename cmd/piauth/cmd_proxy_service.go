@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -108,6 +109,9 @@ func proxyServiceSpec(f *Factory, fl proxyInstallFlags, executable func() (strin
 		v := f.Getenv(name)
 		if v == "" {
 			continue
+		}
+		if u, err := url.Parse(v); strings.HasSuffix(name, "_URL") && err == nil && u.User != nil {
+			return spec, "", usagef("$%s holds a user name or password in its URL: a service file must not carry one", name)
 		}
 		if strings.HasSuffix(name, "_DIR") || strings.HasSuffix(name, "_HOME") || strings.HasSuffix(name, "_FILE") || name == "PIAUTH_LEDGER" {
 			if abs, err := filepath.Abs(v); err == nil && v != "off" {

@@ -100,6 +100,7 @@ func TestProxyServiceSpec(t *testing.T) {
 		{name: "bad duration", fl: proxyInstallFlags{Binary: bin, WaitForKey: "soon"}, usage: "--wait-for-key"},
 		{name: "bad switch-at", fl: proxyInstallFlags{Binary: bin, SwitchAt: "150"}, usage: "--switch-at"},
 		{name: "bad origin", fl: proxyInstallFlags{Binary: bin, AllowOrigins: []string{"localhost"}}, usage: "--allow-origin"},
+		{name: "credentials in a URL", fl: proxyInstallFlags{Binary: bin}, env: map[string]string{"PIAUTH_BASE_URL": "http://user:pw@127.0.0.1:9"}, usage: "PIAUTH_BASE_URL"},
 		{name: "missing binary", fl: proxyInstallFlags{Binary: filepath.Join(home, "nope")}, usage: "nope"},
 	}
 	for _, tt := range tests {
