@@ -326,6 +326,9 @@ agent dir. --dry-run prints the file and the commands and changes nothing.`,
 			if c.IsSet("addr") {
 				fl.Addr = c.String("addr")
 			}
+			if c.IsSet("port") && (fl.Port < 1 || fl.Port > 65535) {
+				return usagef("--port %d: a service needs a fixed port from 1 to 65535 (0 would pick a new one at each start, and no client could find it)", fl.Port)
+			}
 			if c.IsSet("keyring") {
 				fl.Keyring = f.KeyringMode
 			}

@@ -179,6 +179,14 @@ func TestProxyInstallRefusesTemporaryBinary(t *testing.T) {
 	assert.Contains(t, bufs.Err.String(), "--binary PATH")
 }
 
+func TestProxyInstallRefusesPortZero(t *testing.T) {
+	f, bufs := newTestFactory("", map[string]string{"HOME": t.TempDir()})
+	code := run(context.Background(), f, []string{"piauth", "proxy", "install", "--dry-run", "--binary", fakeBinary(t), "--port", "0"})
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, bufs.Err.String(), "a service needs a fixed port")
+	assert.Empty(t, bufs.Out.String())
+}
+
 func TestProxyServiceHelp(t *testing.T) {
 	for cmd, args := range map[string][]string{"install": {"proxy", "install", "--help"}, "status": {"help", "proxy", "status"}, "uninstall": {"proxy", "uninstall", "--help"}} {
 		f, bufs := newTestFactory("", nil)
