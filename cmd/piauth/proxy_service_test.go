@@ -418,6 +418,12 @@ func TestProxyServiceSystemdReal(t *testing.T) {
 		assert.Contains(t, st["error"], proxyStatusPath, "a proxy without the status endpoint")
 	}
 
+	code, out, errOut = piauth("status")
+	require.Equal(t, 0, code, "%s%s", out, errOut)
+	assert.Contains(t, out, "state:    running, active (running), pid ")
+	assert.Contains(t, out, "listen:   "+url+"\n")
+	assert.Contains(t, out, "log:      journalctl --user -u piauth-proxy -f\n")
+
 	code, out, errOut = piauth("uninstall")
 	require.Equal(t, 0, code, "%s%s", out, errOut)
 	assert.Contains(t, out, "ran: systemctl --user disable --now piauth-proxy.service")
