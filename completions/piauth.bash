@@ -29,6 +29,9 @@ __piauth_resolve() {
     'key/prune') echo 'prune' ;;
     'key/sync') echo 'sync' ;;
     'key/restore') echo 'restore' ;;
+    'proxy/install') echo 'install' ;;
+    'proxy/uninstall') echo 'uninstall' ;;
+    'proxy/status') echo 'status' ;;
     'usage/report') echo 'report' ;;
   esac
 }
@@ -53,6 +56,13 @@ __piauth_value() {
     'proxy/--addr') echo 'any' ;;
     'proxy/--switch-at') echo 'any' ;;
     'proxy/--allow-origin') echo 'any' ;;
+    'proxy install/--binary') echo 'file' ;;
+    'proxy install/--port') echo 'any' ;;
+    'proxy install/--addr') echo 'any' ;;
+    'proxy install/--switch-at') echo 'any' ;;
+    'proxy install/--max-retry-after') echo 'any' ;;
+    'proxy install/--wait-for-key') echo 'any' ;;
+    'proxy install/--allow-origin') echo 'any' ;;
     'usage report/--since') echo 'any' ;;
     'usage report/--until') echo 'any' ;;
     'usage report/--by') echo 'any' ;;
@@ -67,6 +77,7 @@ __piauth_words() {
   case "$1" in
     '') echo 'login logout token status key chat proxy models usage emulator completion man help' ;;
     'key') echo 'add list use reset remove prune sync restore' ;;
+    'proxy') echo 'install uninstall status' ;;
     'usage') echo 'report' ;;
     'completion') echo 'bash zsh fish' ;;
     'help') echo 'login logout token status key chat proxy models usage emulator completion man' ;;
@@ -92,6 +103,9 @@ __piauth_flags() {
     'key restore') echo '--help -h' ;;
     'chat') echo '--stream --model -m --system -s --max-tokens --thinking --tools --json --show-thinking --interactive -i --wait --switch-at --help -h' ;;
     'proxy') echo '--addr --no-auth --show-key --json-log --switch-at --allow-origin --help -h' ;;
+    'proxy install') echo '--dry-run --binary --port --addr --switch-at --max-retry-after --wait-for-key --json-log --allow-origin --help -h' ;;
+    'proxy uninstall') echo '--help -h' ;;
+    'proxy status') echo '--json --help -h' ;;
     'models') echo '--json --help -h' ;;
     'usage') echo '--json --watch -w --help -h' ;;
     'usage report') echo '--since --until --by --json --help -h' ;;

@@ -52,6 +52,12 @@ function __piauth_resolve
             echo 'sync'
         case 'key/restore'
             echo 'restore'
+        case 'proxy/install'
+            echo 'install'
+        case 'proxy/uninstall'
+            echo 'uninstall'
+        case 'proxy/status'
+            echo 'status'
         case 'usage/report'
             echo 'report'
     end
@@ -60,7 +66,7 @@ end
 # __piauth_takes_value PATH FLAG: succeeds when FLAG takes a value.
 function __piauth_takes_value
     switch "$argv[1]/$argv[2]"
-        case '/--dir' '/--keyring' '/--timeout' 'login/--port' 'login/--label' 'login/--authorize-url' 'login/--token-url' 'key add/--label' 'chat/--model' 'chat/-m' 'chat/--system' 'chat/-s' 'chat/--max-tokens' 'chat/--thinking' 'chat/--tools' 'chat/--switch-at' 'proxy/--addr' 'proxy/--switch-at' 'proxy/--allow-origin' 'usage report/--since' 'usage report/--until' 'usage report/--by' 'emulator/--addr' 'emulator/--scenario' 'emulator/--expires-in'
+        case '/--dir' '/--keyring' '/--timeout' 'login/--port' 'login/--label' 'login/--authorize-url' 'login/--token-url' 'key add/--label' 'chat/--model' 'chat/-m' 'chat/--system' 'chat/-s' 'chat/--max-tokens' 'chat/--thinking' 'chat/--tools' 'chat/--switch-at' 'proxy/--addr' 'proxy/--switch-at' 'proxy/--allow-origin' 'proxy install/--binary' 'proxy install/--port' 'proxy install/--addr' 'proxy install/--switch-at' 'proxy install/--max-retry-after' 'proxy install/--wait-for-key' 'proxy install/--allow-origin' 'usage report/--since' 'usage report/--until' 'usage report/--by' 'emulator/--addr' 'emulator/--scenario' 'emulator/--expires-in'
             return 0
     end
     return 1
@@ -201,6 +207,9 @@ complete -c piauth -n '__piauth_at \'chat\'' -l switch-at -x -d 'start new reque
 complete -c piauth -n '__piauth_at \'chat\'' -s h -l help -d 'show help'
 
 # piauth proxy
+complete -c piauth -n '__piauth_at \'proxy\'' -a 'install' -d 'run the proxy as a service: a systemd user unit (Linux) or a launchd agent (macOS)'
+complete -c piauth -n '__piauth_at \'proxy\'' -a 'uninstall' -d 'stop the proxy service, disable it and remove its unit or plist'
+complete -c piauth -n '__piauth_at \'proxy\'' -a 'status' -d 'say whether the proxy service is installed and running, where it listens, and its counters'
 complete -c piauth -n '__piauth_at \'proxy\'' -l addr -x -d 'listen ADDRESS; a non-loopback host exposes your subscription to the network'
 complete -c piauth -n '__piauth_at \'proxy\'' -l no-auth -d 'do not require the proxy key (anyone who can reach the port spends your subscription)'
 complete -c piauth -n '__piauth_at \'proxy\'' -l show-key -d 'print the proxy key (creating it if needed) and exit'
@@ -208,6 +217,25 @@ complete -c piauth -n '__piauth_at \'proxy\'' -l json-log -d 'log one NDJSON obj
 complete -c piauth -n '__piauth_at \'proxy\'' -l switch-at -x -d 'start new requests on the key with the most headroom once the active key reports PERCENT used (1-100) [$PIAUTH_SWITCH_AT]'
 complete -c piauth -n '__piauth_at \'proxy\'' -l allow-origin -x -d 'serve browser requests from ORIGIN (scheme://host[:port]; repeatable); any other Origin gets 403'
 complete -c piauth -n '__piauth_at \'proxy\'' -s h -l help -d 'show help'
+
+# piauth proxy install
+complete -c piauth -n '__piauth_at \'proxy install\'' -l dry-run -d 'print the unit or plist and the commands, change nothing'
+complete -c piauth -n '__piauth_at \'proxy install\'' -l binary -r -F -d 'the piauth PATH the service runs (default: this binary, symlinks resolved)'
+complete -c piauth -n '__piauth_at \'proxy install\'' -l port -x -d 'listen on 127.0.0.1:PORT (default 8787)'
+complete -c piauth -n '__piauth_at \'proxy install\'' -l addr -x -d 'listen ADDRESS (default 127.0.0.1:8787); a non-loopback host exposes your subscription to the network'
+complete -c piauth -n '__piauth_at \'proxy install\'' -l switch-at -x -d 'the proxy\'s --switch-at PERCENT'
+complete -c piauth -n '__piauth_at \'proxy install\'' -l max-retry-after -x -d 'the proxy\'s --max-retry-after DURATION'
+complete -c piauth -n '__piauth_at \'proxy install\'' -l wait-for-key -x -d 'the proxy\'s --wait-for-key DURATION'
+complete -c piauth -n '__piauth_at \'proxy install\'' -l json-log -d 'the proxy logs NDJSON'
+complete -c piauth -n '__piauth_at \'proxy install\'' -l allow-origin -x -d 'the proxy\'s --allow-origin ORIGIN (repeatable)'
+complete -c piauth -n '__piauth_at \'proxy install\'' -s h -l help -d 'show help'
+
+# piauth proxy uninstall
+complete -c piauth -n '__piauth_at \'proxy uninstall\'' -s h -l help -d 'show help'
+
+# piauth proxy status
+complete -c piauth -n '__piauth_at \'proxy status\'' -l json -d 'print JSON (stable snake_case fields)'
+complete -c piauth -n '__piauth_at \'proxy status\'' -s h -l help -d 'show help'
 
 # piauth models
 complete -c piauth -n '__piauth_at \'models\'' -l json -d 'print JSON: {source, note, models: [...]}'

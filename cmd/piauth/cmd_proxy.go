@@ -56,6 +56,7 @@ gets 508 (PIAUTH_BASE_URL must not lead back to a proxy). At most 64 requests
 run at once (then 529), holding at most 256 MiB of request bodies; an upstream
 SSE event over 16 MiB cuts the stream with an error event. On SIGINT or SIGTERM
 the proxy stops accepting and lets open streams finish (up to 30s).`,
+		Subcommands: proxyServiceCommands(f),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: proxy.DefaultAddr, Usage: "listen `ADDRESS`; a non-loopback host exposes your subscription to the network"},
 			&cli.BoolFlag{Name: "no-auth", Usage: "do not require the proxy key (anyone who can reach the port spends your subscription)"},

@@ -40,6 +40,11 @@ piauth usage --json | jq '.accounts[] | {label, windows}'`,
 piauth usage report --by model --json`,
 	"proxy": `piauth proxy --json-log
 export ANTHROPIC_BASE_URL=http://127.0.0.1:8787 ANTHROPIC_API_KEY=$(piauth proxy --show-key)`,
+	"proxy install": `piauth proxy install --dry-run           # print the unit (or plist) and the commands, change nothing
+piauth proxy install --port 8787 --switch-at 90`,
+	"proxy uninstall": `piauth proxy uninstall                   # stop, disable and remove the service`,
+	"proxy status": `piauth proxy status
+piauth proxy status --json | jq .proxy.requests`,
 	"emulator": `piauth emulator --addr 127.0.0.1:8080 --quiet
 piauth emulator --scenario my-scenario.json`,
 	"completion": `piauth completion zsh > ~/.zfunc/_piauth

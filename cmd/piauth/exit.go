@@ -12,6 +12,7 @@ const (
 	exitError       = 1
 	exitUsage       = 2
 	exitNoKey       = 3 // not logged in / no usable key
+	exitNotRunning  = 3 // proxy status: the service is not installed or not running
 	exitAllLimited  = 4 // every key is rate-limited
 	exitInterrupted = 130
 )
@@ -20,7 +21,7 @@ const exitCodesHelp = `EXIT CODES:
    0    success
    1    error
    2    usage error (bad flag, argument or empty prompt)
-   3    not logged in, or no usable key
+   3    not logged in, or no usable key; proxy status: the service is not running
    4    every key in the pool is rate-limited
    130  interrupted (Ctrl-C)`
 
