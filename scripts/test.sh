@@ -27,9 +27,11 @@ stop() {
 
 # install_test_deps: installs the packages providing the tools the tests run
 # (the Secret Service, D-Bus, secret-tool, zsh and fish for the completion
-# tests, groff to check the man page) when one is missing.
+# tests, groff to check the man page, systemd for the proxy service's real
+# systemctl --user tests) when one is missing.
 install_test_deps() {
   local tools=(dbus-run-session dbus-send gnome-keyring-daemon secret-tool zsh fish groff)
+  [ "$(uname -s)" = Linux ] && tools+=(systemctl)
   local missing=() t
   for t in "${tools[@]}"; do
     command -v "$t" >/dev/null || missing+=("$t")
@@ -51,7 +53,7 @@ install_test_deps() {
       command -v apt-get >/dev/null ||
         stop "missing ${missing[*]} and no apt-get to install them" \
           "install gnome-keyring, dbus, libsecret's secret-tool, zsh and fish with your package manager"
-      local pkgs=(gnome-keyring dbus dbus-x11 libsecret-tools zsh fish groff-base) sudo=()
+      local pkgs=(gnome-keyring dbus dbus-x11 libsecret-tools zsh fish groff-base systemd) sudo=()
       # dbus-send and dbus-run-session are their own packages since Debian 12.
       apt-cache show dbus-bin >/dev/null 2>&1 && pkgs+=(dbus-bin dbus-daemon)
       if [ "$(id -u)" -ne 0 ]; then
