@@ -16,6 +16,8 @@ function __piauth_resolve
             echo 'status'
         case '/key'
             echo 'key'
+        case '/store'
+            echo 'store'
         case '/chat'
             echo 'chat'
         case '/proxy'
@@ -52,6 +54,12 @@ function __piauth_resolve
             echo 'sync'
         case 'key/restore'
             echo 'restore'
+        case 'store/status'
+            echo 'status'
+        case 'store/push'
+            echo 'push'
+        case 'store/pull'
+            echo 'pull'
         case 'usage/report'
             echo 'report'
     end
@@ -107,6 +115,7 @@ complete -c piauth -n '__piauth_at \'\'' -a 'logout' -d 'remove the Claude login
 complete -c piauth -n '__piauth_at \'\'' -a 'token' -d 'print a valid access token (refreshed when needed)'
 complete -c piauth -n '__piauth_at \'\'' -a 'status' -d 'show the login, the key pool and the keyring (tokens masked)'
 complete -c piauth -n '__piauth_at \'\'' -a 'key' -d 'manage the key pool (key-rotation.json)'
+complete -c piauth -n '__piauth_at \'\'' -a 'store' -d 'share one key pool between machines (PIAUTH_STORE=redis://…)'
 complete -c piauth -n '__piauth_at \'\'' -a 'chat' -d 'talk to Claude over the Messages API'
 complete -c piauth -n '__piauth_at \'\'' -a 'proxy' -d 'serve a local Messages endpoint with the pool, refresh and rotation'
 complete -c piauth -n '__piauth_at \'\'' -a 'models' -d 'list the current Claude models with aliases, limits and list prices'
@@ -186,6 +195,22 @@ complete -c piauth -n '__piauth_at \'key sync\'' -s h -l help -d 'show help'
 # piauth key restore
 complete -c piauth -n '__piauth_at \'key restore\'' -s h -l help -d 'show help'
 
+# piauth store
+complete -c piauth -n '__piauth_at \'store\'' -a 'status' -d 'show the shared store, its keys and the local file\'s difference'
+complete -c piauth -n '__piauth_at \'store\'' -a 'push' -d 'merge the local key-rotation.json into the shared store (by fingerprint)'
+complete -c piauth -n '__piauth_at \'store\'' -a 'pull' -d 'write the shared pool to the local key-rotation.json (atomically)'
+complete -c piauth -n '__piauth_at \'store\'' -s h -l help -d 'show help'
+
+# piauth store status
+complete -c piauth -n '__piauth_at \'store status\'' -s h -l help -d 'show help'
+
+# piauth store push
+complete -c piauth -n '__piauth_at \'store push\'' -s h -l help -d 'show help'
+
+# piauth store pull
+complete -c piauth -n '__piauth_at \'store pull\'' -l force -d 'also drop keys that only the local file has'
+complete -c piauth -n '__piauth_at \'store pull\'' -s h -l help -d 'show help'
+
 # piauth chat
 complete -c piauth -n '__piauth_at \'chat\'' -l stream -d 'print the answer as it arrives'
 complete -c piauth -n '__piauth_at \'chat\'' -s m -l model -x -d 'MODEL id or alias (default: sonnet) [$PIAUTH_MODEL]'
@@ -241,5 +266,5 @@ complete -c piauth -n '__piauth_at \'completion\'' -s h -l help -d 'show help'
 complete -c piauth -n '__piauth_at \'man\'' -s h -l help -d 'show help'
 
 # piauth help
-complete -c piauth -n '__piauth_at \'help\'' -a 'login logout token status key chat proxy models usage emulator completion man'
+complete -c piauth -n '__piauth_at \'help\'' -a 'login logout token status key store chat proxy models usage emulator completion man'
 complete -c piauth -n '__piauth_at \'help\'' -s h -l help -d 'show help'

@@ -55,6 +55,7 @@ func commands(f *Factory) []*cli.Command {
 		newTokenCmd(f),
 		newStatusCmd(f),
 		newKeyCmd(f),
+		newStoreCmd(f),
 		newChatCmd(f),
 		newProxyCmd(f),
 		newModelsCmd(f),

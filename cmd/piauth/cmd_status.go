@@ -115,6 +115,7 @@ type statusJSON struct {
 	Auth     *authStatus   `json:"auth"`
 	Pool     poolStatus    `json:"pool"`
 	Keyring  string        `json:"keyring"`
+	Store    string        `json:"store"` // where the pool lives: key-rotation.json's path or the shared store
 	AgentDir string        `json:"agent_dir"`
 	Check    []statusCheck `json:"check,omitempty"`
 
@@ -215,7 +216,7 @@ func collectStatus(src *rotate.Source, now time.Time) (*statusJSON, error) {
 		return nil, err
 	}
 	store := src.Store
-	st := &statusJSON{LoggedIn: cred != nil, Uses: mode.String(), Keyring: store.KeyringState(), AgentDir: store.Dir()}
+	st := &statusJSON{LoggedIn: cred != nil, Uses: mode.String(), Keyring: store.KeyringState(), AgentDir: store.Dir(), Store: store.Location()}
 	st.Pool = poolStatus{Size: len(p.Keys), Rotated: p.Rotated, Rotation: len(p.Keys) >= 2, Keys: make([]keyListItem, 0, len(p.Keys))}
 	if len(p.Keys) > 0 {
 		st.Pool.Active = p.ActiveIndex() + 1
@@ -318,6 +319,7 @@ func printStatus(w io.Writer, cs Scheme, st *statusJSON, now time.Time) {
 		fmt.Fprintln(w, line+"  "+keyStateText(cs, k, now))
 	}
 	fmt.Fprintf(w, "Keyring: %s\n", st.Keyring)
+	fmt.Fprintf(w, "Store: %s\n", st.Store)
 	printChecks(w, cs, st)
 }
 

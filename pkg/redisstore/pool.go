@@ -1,0 +1,275 @@
+package redisstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/piauth/piauth/pkg/keystore"
+)
+
+// fencedSet writes the pool only while the lock is ours, or, when the lock
+// has expired meanwhile, only if nobody changed the pool since we read it
+// (so a refresh's new tokens are kept whenever that is safe).
+var fencedSet = redis.NewScript(`
+local l = redis.call("get", KEYS[1])
+local cur = redis.call("get", KEYS[2]) or ""
+if l == ARGV[1] or (l == false and cur == ARGV[3]) then
+  redis.call("set", KEYS[2], ARGV[2])
+  return 1
+end
+return 0`)
+
+// errLocked: another process holds the pool lock; wait for it.
+var errLocked = errors.New("pool locked")
+
+// ErrStoreWiped means the store lost its data (its meta is gone: a restart
+// without persistence, a FLUSHALL): nothing is written then, so an empty
+// store is never taken for an empty pool. `piauth store push` restores it.
+var ErrStoreWiped = errors.New("the store lost its data (a restart without persistence?); run piauth store push from a machine that has the pool")
+
+// fnError carries fn's own error out of a transaction (never retried).
+type fnError struct{ err error }
+
+func (e fnError) Error() string { return e.err.Error() }
+
+// ReadPool returns the stored pool. While Redis cannot be reached it returns
+// the pool it last read (with one warning), so requests go on with tokens
+// that are still valid; writes and refreshes fail meanwhile.
+func (b *Backend) ReadPool(ctx context.Context) (*keystore.Pool, error) {
+	vals, err := b.rdb.MGet(ctx, b.key("pool"), b.key("meta")).Result()
+	if err == nil && vals[1] == nil {
+		err = fmt.Errorf("store %s: %w: %w", b.url, keystore.ErrStoreUnavailable, ErrStoreWiped)
+	}
+	if err != nil {
+		if !errors.Is(err, ErrStoreWiped) {
+			err = b.unavailable("read the pool", err)
+		}
+		if errors.Is(err, keystore.ErrStoreUnavailable) {
+			if p := b.cached(err); p != nil {
+				return p, nil
+			}
+		}
+		return nil, err
+	}
+	b.up()
+	raw, _ := vals[0].(string)
+	return b.decode(raw)
+}
+
+// cached is the last pool read, warning once that it is used.
+func (b *Backend) cached(err error) *keystore.Pool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.lastPool == nil {
+		return nil
+	}
+	if !b.downWarned {
+		b.downWarned = true
+		fmt.Fprintf(b.warn, "piauth: warning: %v; using the pool as last read (no refresh, no state written until it is back)\n", err)
+	}
+	return b.lastPool.Clone()
+}
+
+func (b *Backend) up() {
+	b.mu.Lock()
+	if b.downWarned {
+		b.downWarned = false
+		fmt.Fprintf(b.warn, "piauth: store %s answers again\n", b.url)
+	}
+	b.mu.Unlock()
+}
+
+// decode opens a stored document; the last one decoded is remembered so
+// that an unchanged pool costs no decryption.
+func (b *Backend) decode(raw string) (*keystore.Pool, error) {
+	b.mu.Lock()
+	if b.lastPool != nil && raw == b.lastRaw {
+		p := b.lastPool.Clone()
+		b.mu.Unlock()
+		return p, nil
+	}
+	b.mu.Unlock()
+	p := &keystore.Pool{States: map[string]*keystore.KeyState{}}
+	if raw != "" {
+		clear, err := openPool([]byte(raw), b.sealer)
+		if err != nil {
+			return nil, fmt.Errorf("store %s: %w", b.key("pool"), err)
+		}
+		if p, err = keystore.ParsePool(b.key("pool"), clear); err != nil {
+			return nil, err
+		}
+	}
+	b.mu.Lock()
+	b.lastRaw, b.lastPool = raw, p.Clone()
+	b.mu.Unlock()
+	return p, nil
+}
+
+// remember caches what was just written as the last pool read.
+func (b *Backend) remember(raw string, p *keystore.Pool) {
+	b.mu.Lock()
+	b.lastRaw, b.lastPool = raw, p.Clone()
+	b.mu.Unlock()
+}
+
+// encode seals p; same is true when p encodes as old did (nothing to write).
+func (b *Backend) encode(old, p *keystore.Pool) (out []byte, same bool, err error) {
+	clear, err := p.Encode()
+	if err != nil {
+		return nil, false, err
+	}
+	if prev, err := old.Encode(); err == nil && bytes.Equal(prev, clear) {
+		return nil, true, nil
+	}
+	out, err = sealPool(clear, b.sealer)
+	return out, false, err
+}
+
+// UpdatePool changes the pool atomically (keystore.PoolBackend). Without
+// exclusive it is an optimistic transaction (WATCH pool and lock, MULTI,
+// EXEC), retried when another writer got there first and waiting while a
+// holder of the lock (a refresh) is at work; with exclusive, fn runs once
+// under the pool lock. While Redis cannot be reached the write is retried
+// with Backoff, then fails with keystore.ErrStoreUnavailable.
+func (b *Backend) UpdatePool(ctx context.Context, exclusive bool, fn func(p *keystore.Pool) error) (*keystore.Pool, error) {
+	if exclusive {
+		return b.updateLocked(ctx, fn)
+	}
+	start, down, wait := time.Now(), 0, time.Millisecond
+	for {
+		p, err := b.tryUpdate(ctx, fn)
+		var fe fnError
+		switch {
+		case err == nil:
+			return p, nil
+		case errors.As(err, &fe):
+			return nil, fe.err
+		case ctx.Err() != nil:
+			return nil, context.Cause(ctx)
+		case errors.Is(err, redis.TxFailedErr), errors.Is(err, errLocked):
+			if time.Since(start) > LockWait {
+				return nil, fmt.Errorf("update %s: %w after %s", b.key("pool"), keystore.ErrLockTimeout, time.Since(start).Round(time.Millisecond))
+			}
+			if err := sleep(ctx, wait+time.Duration(rand.Int64N(int64(wait)))); err != nil {
+				return nil, err
+			}
+			wait = min(2*wait, 20*time.Millisecond)
+		case isDown(err) && down < len(b.backoff):
+			if err := sleep(ctx, b.backoff[down]); err != nil {
+				return nil, err
+			}
+			down++
+		default:
+			return nil, b.unavailable("write the pool", err)
+		}
+	}
+}
+
+// tryUpdate is one optimistic transaction.
+func (b *Backend) tryUpdate(ctx context.Context, fn func(p *keystore.Pool) error) (*keystore.Pool, error) {
+	var res *keystore.Pool
+	err := b.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		vals, err := tx.MGet(ctx, b.key("pool"), b.key("lock"), b.key("meta")).Result()
+		if err != nil {
+			return err
+		}
+		if vals[2] == nil {
+			return fnError{fmt.Errorf("store %s: %w", b.url, ErrStoreWiped)}
+		}
+		if vals[1] != nil {
+			return errLocked
+		}
+		raw, _ := vals[0].(string)
+		p, err := b.decode(raw)
+		if err != nil {
+			return fnError{err}
+		}
+		old := p.Clone()
+		if err := fn(p); err != nil {
+			return fnError{err}
+		}
+		out, same, err := b.encode(old, p)
+		if err != nil {
+			return fnError{err}
+		}
+		res = p
+		if same {
+			return nil
+		}
+		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			pipe.Set(ctx, b.key("pool"), out, 0)
+			return nil
+		})
+		if err == nil {
+			b.remember(string(out), p)
+		}
+		return err
+	}, b.key("pool"), b.key("lock"))
+	return res, err
+}
+
+// updateLocked runs fn once under the pool lock and writes its result
+// before releasing the lock; the write is retried while Redis is away (the
+// result may hold a refreshed token that exists nowhere else).
+func (b *Backend) updateLocked(ctx context.Context, fn func(p *keystore.Pool) error) (*keystore.Pool, error) {
+	l, err := b.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer b.unlock(l)
+	vals, err := b.rdb.MGet(ctx, b.key("pool"), b.key("meta")).Result()
+	if err != nil {
+		return nil, b.unavailable("read the pool", err)
+	}
+	if vals[1] == nil {
+		return nil, fmt.Errorf("store %s: %w", b.url, ErrStoreWiped)
+	}
+	raw, _ := vals[0].(string)
+	p, err := b.decode(raw)
+	if err != nil {
+		return nil, err
+	}
+	old := p.Clone()
+	if err := fn(p); err != nil {
+		return nil, err
+	}
+	out, same, err := b.encode(old, p)
+	if err != nil || same {
+		return p, err
+	}
+	// Not the caller's ctx: a cancelled command must still store tokens
+	// that were already rotated.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), LockTTL)
+	defer cancel()
+	for try := 0; ; try++ {
+		n, err := fencedSet.Run(wctx, b.rdb, []string{b.key("lock"), b.key("pool")}, l.value, out, raw).Int()
+		switch {
+		case err == nil && n == 1:
+			b.remember(string(out), p)
+			return p, nil
+		case err == nil:
+			return nil, fmt.Errorf("store %s: the pool lock expired and the pool changed meanwhile; this change was not written", b.url)
+		case isDown(err) && wctx.Err() == nil:
+			_ = sleep(wctx, b.backoff[min(try, len(b.backoff)-1)])
+		default:
+			return nil, b.unavailable("write the pool", err)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return nil
+	}
+}
