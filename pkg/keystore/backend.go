@@ -3,6 +3,7 @@ package keystore
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // PoolBackend keeps the key pool and its per-key state somewhere other than
@@ -87,4 +88,15 @@ func (s *Store) updateBothBackend(ctx context.Context, fn func(auth **Credential
 		}
 		return unlockAuth()
 	})
+}
+
+// VersionBackend is a PoolBackend that also keeps what piauth learnt from
+// the service (learned.json's Claude Code version), so every machine sharing
+// the pool sends the version the service last asked for.
+type VersionBackend interface {
+	// ClaudeCodeVersion is the version learnt ("" when none).
+	ClaudeCodeVersion(ctx context.Context) (string, error)
+	// RaiseClaudeCodeVersion records v unless the same or a newer version is
+	// recorded (never lowered) and returns the version now recorded.
+	RaiseClaudeCodeVersion(ctx context.Context, v string, now time.Time) (string, error)
 }

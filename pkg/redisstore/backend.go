@@ -9,6 +9,7 @@
 //	piauth:{NAME}:meta   the key derivation (salt, cost) and a sealed check value
 //	piauth:{NAME}:pool   key-rotation.json's document with its secrets sealed
 //	piauth:{NAME}:lock   the pool lock (refreshes, and writes that must not interleave)
+//	piauth:{NAME}:learned the Claude Code version the service asked for (never lowered)
 package redisstore
 
 import (
@@ -47,16 +48,20 @@ type Backend struct {
 	name    string
 	prefix  string
 	rdb     *redis.Client
-	sealer  *sealer
 	holder  string
 	warn    io.Writer
 	backoff []time.Duration
-	kdf     kdf
+	pass    string // kept to re-derive when the store's meta is replaced (wiped, pushed again)
 
 	mu         sync.Mutex
+	sealer     *sealer
+	kdf        kdf
+	metaRaw    string         // the meta the sealer was derived from
 	lastRaw    string         // the stored document last decoded
 	lastPool   *keystore.Pool // and its pool (never handed out: clones are)
 	downWarned bool
+	learned    string    // the learnt Claude Code version last read
+	learnedAt  time.Time // when (zero: never)
 }
 
 var _ keystore.PoolBackend = (*Backend)(nil)
@@ -96,7 +101,7 @@ func Open(ctx context.Context, opts Options) (*Backend, error) {
 	ro.DialerRetries, ro.DialerRetryTimeout = 1, 10*time.Millisecond // our own retries decide (Backoff)
 	ro.DisableIdentity = true                                        // no CLIENT SETINFO: older servers and proxies refuse it
 	b := &Backend{url: MaskURL(opts.URL), name: opts.Pool, prefix: Prefix(opts.Pool), rdb: redis.NewClient(ro),
-		warn: opts.Warn, backoff: opts.Backoff}
+		warn: opts.Warn, backoff: opts.Backoff, pass: opts.Passphrase}
 	if b.warn == nil {
 		b.warn = io.Discard
 	}
@@ -130,19 +135,7 @@ func (b *Backend) loadMeta(ctx context.Context, opts Options) error {
 		if err != nil {
 			return b.unavailable("read the store meta", err)
 		}
-		var m meta
-		if err := json.Unmarshal(raw, &m); err != nil {
-			return fmt.Errorf("store %s: %s is not piauth's: %w", b.url, b.key("meta"), err)
-		}
-		s, err := m.sealer(opts.Passphrase)
-		if err != nil {
-			return fmt.Errorf("store %s: %w", b.url, err)
-		}
-		if got, err := s.open(m.Check, "check"); err != nil || got != checkPlain {
-			return fmt.Errorf("store %s (prefix %s): %w", b.url, b.prefix, keystore.ErrWrongStoreKey)
-		}
-		b.sealer, b.kdf = s, m.kdf
-		return nil
+		return b.useMeta(string(raw))
 	}
 	return fmt.Errorf("store %s: %s keeps changing", b.url, b.key("meta"))
 }
@@ -166,9 +159,47 @@ func (b *Backend) createMeta(ctx context.Context, opts Options) (bool, error) {
 		return false, b.unavailable("create the store meta", err)
 	}
 	if ok {
-		b.sealer, b.kdf = s, k
+		b.mu.Lock()
+		b.sealer, b.kdf, b.metaRaw = s, k, string(data)
+		b.mu.Unlock()
 	}
 	return ok, nil
+}
+
+// useMeta derives the sealing key from the stored meta raw and checks it.
+func (b *Backend) useMeta(raw string) error {
+	var m meta
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		return fmt.Errorf("store %s: %s is not piauth's: %w", b.url, b.key("meta"), err)
+	}
+	s, err := m.sealer(b.pass)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", b.url, err)
+	}
+	if got, err := s.open(m.Check, "check"); err != nil || got != checkPlain {
+		return fmt.Errorf("store %s (prefix %s): %w", b.url, b.prefix, keystore.ErrWrongStoreKey)
+	}
+	b.mu.Lock()
+	b.sealer, b.kdf, b.metaRaw = s, m.kdf, raw
+	b.mu.Unlock()
+	return nil
+}
+
+// sealerFor returns the sealer for the stored meta raw, deriving it again
+// when the meta was replaced since (a store wiped and pushed again).
+func (b *Backend) sealerFor(raw string) (*sealer, error) {
+	b.mu.Lock()
+	s, same := b.sealer, raw == b.metaRaw
+	b.mu.Unlock()
+	if same {
+		return s, nil
+	}
+	if err := b.useMeta(raw); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sealer, nil
 }
 
 func (b *Backend) key(name string) string { return b.prefix + name }
@@ -181,6 +212,8 @@ func (b *Backend) Prefix() string { return b.prefix }
 
 // KDF describes the key derivation: "scrypt N=32768 r=8 p=1".
 func (b *Backend) KDF() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return fmt.Sprintf("%s N=%d r=%d p=%d", b.kdf.Name, b.kdf.N, b.kdf.R, b.kdf.P)
 }
 

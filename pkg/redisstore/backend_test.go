@@ -278,12 +278,26 @@ func TestStoreWiped(t *testing.T) {
 	r := testenv.RedisServer(t)
 	b := open(t, r, testPass)
 	seed(t, b, 1)
+	_, err := b.ReadPool(context.Background())
+	require.NoError(t, err)
 	require.Equal(t, "+OK", r.Do("FLUSHALL"))
-	_, err := b.UpdatePool(context.Background(), false, func(p *keystore.Pool) error { return nil })
+	_, err = b.UpdatePool(context.Background(), false, func(p *keystore.Pool) error { return nil })
 	require.ErrorIs(t, err, ErrStoreWiped)
 	p, err := b.ReadPool(context.Background())
 	require.NoError(t, err, "the pool last read goes on")
 	assert.Len(t, p.Keys, 1)
+
+	// Pushed again from another machine (a new meta, a new salt): the
+	// running process derives the new key and reads the new pool.
+	seed(t, open(t, r, testPass), 3)
+	p, err = b.ReadPool(context.Background())
+	require.NoError(t, err)
+	assert.Len(t, p.Keys, 3)
+	_, err = b.UpdatePool(context.Background(), false, func(p *keystore.Pool) error { p.Active = 2; return nil })
+	require.NoError(t, err)
+	p, err = open(t, r, testPass).ReadPool(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 2, p.Active)
 }
 
 func TestMaskURL(t *testing.T) {

@@ -59,7 +59,7 @@ func (b *Backend) ReadPool(ctx context.Context) (*keystore.Pool, error) {
 	}
 	b.up()
 	raw, _ := vals[0].(string)
-	return b.decode(raw)
+	return b.decode(raw, vals[1].(string))
 }
 
 // cached is the last pool read, warning once that it is used.
@@ -87,7 +87,11 @@ func (b *Backend) up() {
 
 // decode opens a stored document; the last one decoded is remembered so
 // that an unchanged pool costs no decryption.
-func (b *Backend) decode(raw string) (*keystore.Pool, error) {
+func (b *Backend) decode(raw, metaRaw string) (*keystore.Pool, error) {
+	s, err := b.sealerFor(metaRaw)
+	if err != nil {
+		return nil, err
+	}
 	b.mu.Lock()
 	if b.lastPool != nil && raw == b.lastRaw {
 		p := b.lastPool.Clone()
@@ -97,7 +101,7 @@ func (b *Backend) decode(raw string) (*keystore.Pool, error) {
 	b.mu.Unlock()
 	p := &keystore.Pool{States: map[string]*keystore.KeyState{}}
 	if raw != "" {
-		clear, err := openPool([]byte(raw), b.sealer)
+		clear, err := openPool([]byte(raw), s)
 		if err != nil {
 			return nil, fmt.Errorf("store %s: %w", b.key("pool"), err)
 		}
@@ -127,7 +131,10 @@ func (b *Backend) encode(old, p *keystore.Pool) (out []byte, same bool, err erro
 	if prev, err := old.Encode(); err == nil && bytes.Equal(prev, clear) {
 		return nil, true, nil
 	}
-	out, err = sealPool(clear, b.sealer)
+	b.mu.Lock()
+	s := b.sealer
+	b.mu.Unlock()
+	out, err = sealPool(clear, s)
 	return out, false, err
 }
 
@@ -186,7 +193,7 @@ func (b *Backend) tryUpdate(ctx context.Context, fn func(p *keystore.Pool) error
 			return errLocked
 		}
 		raw, _ := vals[0].(string)
-		p, err := b.decode(raw)
+		p, err := b.decode(raw, vals[2].(string))
 		if err != nil {
 			return fnError{err}
 		}
@@ -231,7 +238,7 @@ func (b *Backend) updateLocked(ctx context.Context, fn func(p *keystore.Pool) er
 		return nil, fmt.Errorf("store %s: %w", b.url, ErrStoreWiped)
 	}
 	raw, _ := vals[0].(string)
-	p, err := b.decode(raw)
+	p, err := b.decode(raw, vals[1].(string))
 	if err != nil {
 		return nil, err
 	}
