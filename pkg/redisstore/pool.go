@@ -3,6 +3,8 @@ package redisstore
 import (
 	"bytes"
 	"context"
+	"crypto/sha1" //nolint:gosec // an equality check of the stored pool, not a secret
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -139,9 +141,10 @@ func (b *Backend) encode(old, p *keystore.Pool) (out []byte, same bool, err erro
 }
 
 // UpdatePool changes the pool atomically (keystore.PoolBackend). Without
-// exclusive it is an optimistic transaction (WATCH pool and lock, MULTI,
-// EXEC), retried when another writer got there first and waiting while a
-// holder of the lock (a refresh) is at work; with exclusive, fn runs once
+// exclusive it is an optimistic transaction (read, fn, then a Lua
+// compare-and-set that also checks the lock), retried when another writer
+// got there first and waiting while a holder of the lock (a refresh) is at
+// work; with exclusive, fn runs once
 // under the pool lock. While Redis cannot be reached the write is retried
 // with Backoff, then fails with keystore.ErrStoreUnavailable.
 func (b *Backend) UpdatePool(ctx context.Context, exclusive bool, fn func(p *keystore.Pool) error) (*keystore.Pool, error) {
@@ -178,47 +181,60 @@ func (b *Backend) UpdatePool(ctx context.Context, exclusive bool, fn func(p *key
 	}
 }
 
-// tryUpdate is one optimistic transaction.
+// casSet writes the pool only if it is still what was read (by SHA-1,
+// an equality check, not a secret), no one holds the lock and the meta is
+// still there: the compare-and-set half of an optimistic transaction, in one
+// round trip (a WATCH/MULTI/EXEC/UNWATCH costs four).
+var casSet = redis.NewScript(`
+if redis.call("exists", KEYS[3]) == 0 then return -2 end
+if redis.call("exists", KEYS[2]) == 1 then return -1 end
+local cur = redis.call("get", KEYS[1]) or ""
+if redis.sha1hex(cur) ~= ARGV[1] then return 0 end
+redis.call("set", KEYS[1], ARGV[2])
+return 1`)
+
+// tryUpdate is one optimistic transaction: read, fn, compare-and-set.
 func (b *Backend) tryUpdate(ctx context.Context, fn func(p *keystore.Pool) error) (*keystore.Pool, error) {
-	var res *keystore.Pool
-	err := b.rdb.Watch(ctx, func(tx *redis.Tx) error {
-		vals, err := tx.MGet(ctx, b.key("pool"), b.key("lock"), b.key("meta")).Result()
-		if err != nil {
-			return err
-		}
-		if vals[2] == nil {
-			return fnError{fmt.Errorf("store %s: %w", b.url, ErrStoreWiped)}
-		}
-		if vals[1] != nil {
-			return errLocked
-		}
-		raw, _ := vals[0].(string)
-		p, err := b.decode(raw, vals[2].(string))
-		if err != nil {
-			return fnError{err}
-		}
-		old := p.Clone()
-		if err := fn(p); err != nil {
-			return fnError{err}
-		}
-		out, same, err := b.encode(old, p)
-		if err != nil {
-			return fnError{err}
-		}
-		res = p
-		if same {
-			return nil
-		}
-		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-			pipe.Set(ctx, b.key("pool"), out, 0)
-			return nil
-		})
-		if err == nil {
-			b.remember(string(out), p)
-		}
-		return err
-	}, b.key("pool"), b.key("lock"))
-	return res, err
+	vals, err := b.rdb.MGet(ctx, b.key("pool"), b.key("lock"), b.key("meta")).Result()
+	if err != nil {
+		return nil, err
+	}
+	if vals[2] == nil {
+		return nil, fnError{fmt.Errorf("store %s: %w", b.url, ErrStoreWiped)}
+	}
+	if vals[1] != nil {
+		return nil, errLocked
+	}
+	raw, _ := vals[0].(string)
+	p, err := b.decode(raw, vals[2].(string))
+	if err != nil {
+		return nil, fnError{err}
+	}
+	old := p.Clone()
+	if err := fn(p); err != nil {
+		return nil, fnError{err}
+	}
+	out, same, err := b.encode(old, p)
+	if err != nil {
+		return nil, fnError{err}
+	}
+	if same {
+		return p, nil
+	}
+	sum := sha1.Sum([]byte(raw))
+	n, err := casSet.Run(ctx, b.rdb, []string{b.key("pool"), b.key("lock"), b.key("meta")}, hex.EncodeToString(sum[:]), out).Int()
+	switch {
+	case err != nil:
+		return nil, err
+	case n == -2:
+		return nil, fnError{fmt.Errorf("store %s: %w", b.url, ErrStoreWiped)}
+	case n == -1:
+		return nil, errLocked
+	case n == 0:
+		return nil, redis.TxFailedErr // another writer got there first: retry
+	}
+	b.remember(string(out), p)
+	return p, nil
 }
 
 // updateLocked runs fn once under the pool lock and writes its result
