@@ -11,11 +11,11 @@ __piauth_resolve() {
     '/token') echo 'token' ;;
     '/status') echo 'status' ;;
     '/key') echo 'key' ;;
-    '/store') echo 'store' ;;
     '/chat') echo 'chat' ;;
     '/proxy') echo 'proxy' ;;
     '/models') echo 'models' ;;
     '/usage') echo 'usage' ;;
+    '/store') echo 'store' ;;
     '/emulator') echo 'emulator' ;;
     '/completion') echo 'completion' ;;
     '/man') echo 'man' ;;
@@ -30,10 +30,10 @@ __piauth_resolve() {
     'key/prune') echo 'prune' ;;
     'key/sync') echo 'sync' ;;
     'key/restore') echo 'restore' ;;
+    'usage/report') echo 'report' ;;
     'store/status') echo 'status' ;;
     'store/push') echo 'push' ;;
     'store/pull') echo 'pull' ;;
-    'usage/report') echo 'report' ;;
   esac
 }
 
@@ -69,12 +69,12 @@ __piauth_value() {
 # __piauth_words PATH: the subcommands and fixed arguments below PATH.
 __piauth_words() {
   case "$1" in
-    '') echo 'login logout token status key store chat proxy models usage emulator completion man help' ;;
+    '') echo 'login logout token status key chat proxy models usage store emulator completion man help' ;;
     'key') echo 'add list use reset remove prune sync restore' ;;
-    'store') echo 'status push pull' ;;
     'usage') echo 'report' ;;
+    'store') echo 'status push pull' ;;
     'completion') echo 'bash zsh fish' ;;
-    'help') echo 'login logout token status key store chat proxy models usage emulator completion man' ;;
+    'help') echo 'login logout token status key chat proxy models usage store emulator completion man' ;;
   esac
 }
 
@@ -95,15 +95,15 @@ __piauth_flags() {
     'key prune') echo '--yes -y --help -h' ;;
     'key sync') echo '--help -h' ;;
     'key restore') echo '--help -h' ;;
-    'store') echo '--help -h' ;;
-    'store status') echo '--help -h' ;;
-    'store push') echo '--help -h' ;;
-    'store pull') echo '--force --help -h' ;;
     'chat') echo '--stream --model -m --system -s --max-tokens --thinking --tools --json --show-thinking --interactive -i --wait --switch-at --help -h' ;;
     'proxy') echo '--addr --no-auth --show-key --json-log --switch-at --allow-origin --help -h' ;;
     'models') echo '--json --help -h' ;;
     'usage') echo '--json --watch -w --help -h' ;;
     'usage report') echo '--since --until --by --json --help -h' ;;
+    'store') echo '--help -h' ;;
+    'store status') echo '--help -h' ;;
+    'store push') echo '--help -h' ;;
+    'store pull') echo '--force --help -h' ;;
     'emulator') echo '--addr --scenario --expires-in --quiet -q --help -h' ;;
     'completion') echo '--help -h' ;;
     'man') echo '--help -h' ;;
