@@ -53,6 +53,8 @@ type Backend struct {
 	backoff []time.Duration
 	pass    string // kept to re-derive when the store's meta is replaced (wiped, pushed again)
 
+	closeOnce sync.Once
+
 	mu         sync.Mutex
 	sealer     *sealer
 	kdf        kdf
@@ -60,8 +62,13 @@ type Backend struct {
 	lastRaw    string         // the stored document last decoded
 	lastPool   *keystore.Pool // and its pool (never handed out: clones are)
 	downWarned bool
-	learned    string    // the learnt Claude Code version last read
-	learnedAt  time.Time // when (zero: never)
+	downAt     time.Time                    // last failure to reach Redis (zero: up)
+	pending    []func(*keystore.Pool) error // changes kept while Redis was away, in order
+	keptWarned bool
+	flushing   bool          // a flusher goroutine is running
+	closed     chan struct{} // closed by Close
+	learned    string        // the learnt Claude Code version last read
+	learnedAt  time.Time     // when (zero: never)
 }
 
 var _ keystore.PoolBackend = (*Backend)(nil)
@@ -101,7 +108,7 @@ func Open(ctx context.Context, opts Options) (*Backend, error) {
 	ro.DialerRetries, ro.DialerRetryTimeout = 1, 10*time.Millisecond // our own retries decide (Backoff)
 	ro.DisableIdentity = true                                        // no CLIENT SETINFO: older servers and proxies refuse it
 	b := &Backend{url: MaskURL(opts.URL), name: opts.Pool, prefix: Prefix(opts.Pool), rdb: redis.NewClient(ro),
-		warn: opts.Warn, backoff: opts.Backoff, pass: opts.Passphrase}
+		warn: opts.Warn, backoff: opts.Backoff, pass: opts.Passphrase, closed: make(chan struct{})}
 	if b.warn == nil {
 		b.warn = io.Discard
 	}
@@ -229,8 +236,12 @@ func (b *Backend) LockHolder(ctx context.Context) (string, error) {
 	return holderName(v), nil
 }
 
-// Close closes the connections.
-func (b *Backend) Close() error { return b.rdb.Close() }
+// Close closes the connections (changes still kept for a Redis that is
+// away are dropped).
+func (b *Backend) Close() error {
+	b.closeOnce.Do(func() { close(b.closed) })
+	return b.rdb.Close()
+}
 
 // unavailable wraps a failure to talk to Redis: ErrStoreUnavailable for a
 // connection problem, the error as it is for a reply Redis gave.

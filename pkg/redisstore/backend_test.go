@@ -212,10 +212,10 @@ func nilOr(reply string) string {
 	return reply
 }
 
-// Redis killed mid-run: reads go on with the pool last read, writes and
-// exclusive updates (refreshes) fail with ErrStoreUnavailable after the
-// retries and write nothing; once it is back, writes land again and every
-// machine converges on the same state.
+// Redis killed mid-run: reads go on with the pool last read, writes are
+// retried, then kept in this process (which honours them) and written once
+// when Redis is back; exclusive updates (refreshes) fail with
+// ErrStoreUnavailable and run nothing. Every machine converges.
 func TestRedisKilledAndRestarted(t *testing.T) {
 	r := testenv.PersistentRedisServer(t)
 	var warn testenv.Buffer
@@ -233,26 +233,31 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	assert.Equal(t, keys, p.Keys)
 	assert.Contains(t, warn.String(), "using the pool as last read")
 	calls := 0
-	_, err = a.UpdatePool(context.Background(), false, func(p *keystore.Pool) error {
+	cool := func(p *keystore.Pool) error {
 		calls++
-		p.State(0).CooldownUntil = time.Now().Add(time.Hour)
+		p.State(0).CooldownUntil, p.Active = time.Now().Add(time.Hour), 1
 		return nil
-	})
-	require.ErrorIs(t, err, keystore.ErrStoreUnavailable)
-	assert.Contains(t, err.Error(), r.URL())
-	assert.Zero(t, calls, "nothing applied while Redis is down")
+	}
+	p, err = a.UpdatePool(context.Background(), false, cool)
+	require.NoError(t, err, "kept in this process while Redis is away")
+	assert.Equal(t, 1, p.Active)
+	assert.Contains(t, warn.String(), "kept in this process and written when the store is back")
+	p, err = a.ReadPool(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 1, p.Active, "this process honours its own change")
 	refreshed := false
 	_, err = a.UpdatePool(context.Background(), true, func(*keystore.Pool) error { refreshed = true; return nil })
 	require.ErrorIs(t, err, keystore.ErrStoreUnavailable)
+	assert.Contains(t, err.Error(), r.URL())
 	assert.False(t, refreshed, "no refresh without the store")
 
 	r.Start()
-	_, err = a.UpdatePool(context.Background(), false, func(p *keystore.Pool) error {
-		p.State(0).CooldownUntil, p.Active = time.Now().Add(time.Hour), 1
-		return nil
-	})
-	require.NoError(t, err)
 	b := open(t, r, testPass)
+	require.Eventually(t, func() bool {
+		p, err := b.ReadPool(context.Background())
+		return err == nil && p.Active == 1
+	}, 10*time.Second, 10*time.Millisecond, "the kept change reaches the store") // a hang bound
+	assert.Equal(t, 2, calls, "applied once here, once on the store's pool: written once")
 	for _, m := range []*Backend{a, b} {
 		p, err := m.ReadPool(context.Background())
 		require.NoError(t, err)
@@ -261,6 +266,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 		assert.Equal(t, tok("ort01", 1), p.State(0).Refresh, "no token lost")
 	}
 	assert.Contains(t, warn.String(), "answers again")
+	assert.Contains(t, warn.String(), "1 kept change written")
 }
 
 // Redis down at start: an error naming the URL with its password masked.

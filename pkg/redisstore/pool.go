@@ -44,6 +44,11 @@ func (e fnError) Error() string { return e.err.Error() }
 // the pool it last read (with one warning), so requests go on with tokens
 // that are still valid; writes and refreshes fail meanwhile.
 func (b *Backend) ReadPool(ctx context.Context) (*keystore.Pool, error) {
+	if b.isDown() {
+		if p := b.cached(nil); p != nil {
+			return p, nil
+		}
+	}
 	vals, err := b.rdb.MGet(ctx, b.key("pool"), b.key("meta")).Result()
 	if err == nil && vals[1] == nil {
 		err = fmt.Errorf("store %s: %w: %w", b.url, keystore.ErrStoreUnavailable, ErrStoreWiped)
@@ -53,6 +58,9 @@ func (b *Backend) ReadPool(ctx context.Context) (*keystore.Pool, error) {
 			err = b.unavailable("read the pool", err)
 		}
 		if errors.Is(err, keystore.ErrStoreUnavailable) {
+			if !errors.Is(err, ErrStoreWiped) {
+				b.setDown(true)
+			}
 			if p := b.cached(err); p != nil {
 				return p, nil
 			}
@@ -60,18 +68,23 @@ func (b *Backend) ReadPool(ctx context.Context) (*keystore.Pool, error) {
 		return nil, err
 	}
 	b.up()
+	b.flush(ctx)
+	if b.hasPending() {
+		return b.cached(nil), nil // still not written: this process's view
+	}
 	raw, _ := vals[0].(string)
 	return b.decode(raw, vals[1].(string))
 }
 
-// cached is the last pool read, warning once that it is used.
+// cached is the last pool read, warning once (when err is set) that it is
+// used.
 func (b *Backend) cached(err error) *keystore.Pool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.lastPool == nil {
 		return nil
 	}
-	if !b.downWarned {
+	if err != nil && !b.downWarned {
 		b.downWarned = true
 		fmt.Fprintf(b.warn, "piauth: warning: %v; using the pool as last read (no refresh, no state written until it is back)\n", err)
 	}
@@ -80,6 +93,7 @@ func (b *Backend) cached(err error) *keystore.Pool {
 
 func (b *Backend) up() {
 	b.mu.Lock()
+	b.downAt = time.Time{}
 	if b.downWarned {
 		b.downWarned = false
 		fmt.Fprintf(b.warn, "piauth: store %s answers again\n", b.url)
@@ -144,19 +158,39 @@ func (b *Backend) encode(old, p *keystore.Pool) (out []byte, same bool, err erro
 // exclusive it is an optimistic transaction (read, fn, then a Lua
 // compare-and-set that also checks the lock), retried when another writer
 // got there first and waiting while a holder of the lock (a refresh) is at
-// work; with exclusive, fn runs once
-// under the pool lock. While Redis cannot be reached the write is retried
-// with Backoff, then fails with keystore.ErrStoreUnavailable.
+// work; while Redis cannot be reached it is retried with Backoff, then kept
+// in this process and written when Redis is back (keep). With exclusive,
+// fn runs once under the pool lock, and fails with
+// keystore.ErrStoreUnavailable when Redis cannot be reached.
 func (b *Backend) UpdatePool(ctx context.Context, exclusive bool, fn func(p *keystore.Pool) error) (*keystore.Pool, error) {
 	if exclusive {
 		return b.updateLocked(ctx, fn)
 	}
+	return b.update(ctx, fn, true)
+}
+
+// update is the optimistic UpdatePool; keepDown says whether a change that
+// cannot reach Redis is kept in this process (keep) or fails.
+func (b *Backend) update(ctx context.Context, fn func(p *keystore.Pool) error, keepDown bool) (*keystore.Pool, error) {
 	start, down, wait := time.Now(), 0, time.Millisecond
+	if b.isDown() || b.hasPending() {
+		down = len(b.backoff) // retried already: one attempt, then kept in memory
+	}
 	for {
-		p, err := b.tryUpdate(ctx, fn)
+		pending := b.takePending()
+		p, err := b.tryUpdate(ctx, func(p *keystore.Pool) error {
+			for _, f := range pending {
+				_ = f(p) // each ran once already, on the pool as last read
+			}
+			return fn(p)
+		})
+		if err != nil {
+			b.putPending(pending)
+		}
 		var fe fnError
 		switch {
 		case err == nil:
+			b.setDown(false)
 			return p, nil
 		case errors.As(err, &fe):
 			return nil, fe.err
@@ -175,6 +209,9 @@ func (b *Backend) UpdatePool(ctx context.Context, exclusive bool, fn func(p *key
 				return nil, err
 			}
 			down++
+		case isDown(err) && keepDown:
+			b.setDown(true)
+			return b.keep(fn, b.unavailable("write the pool", err))
 		default:
 			return nil, b.unavailable("write the pool", err)
 		}

@@ -146,20 +146,22 @@ func TestRedisLostMidStream(t *testing.T) {
 	r.Kill()
 	gate.Open()
 	require.NoError(t, <-done, "the stream in flight finishes")
-	assert.Contains(t, a.log.String(), "could not record the key state")
 	assert.Contains(t, a.log.String(), keystore.ErrStoreUnavailable.Error())
+	assert.Contains(t, a.log.String(), "key state is kept in this process")
 
 	_, err = send(t, a, base)
 	require.NoError(t, err, "the pool last read serves the next request")
-	assert.Contains(t, a.log.String(), "using the pool as last read")
 
 	r.Start()
-	_, err = send(t, a, base)
-	require.NoError(t, err)
 	b := newMachine(t, r, nil)
+	require.Eventually(t, func() bool {
+		p, err := b.store.Pool()
+		return err == nil && len(p.Keys) == 1 && p.State(0).FiveHour > 0.49
+	}, 10*time.Second, 10*time.Millisecond, "state converges") // a hang bound
 	p, err := b.store.Pool()
 	require.NoError(t, err)
 	require.Equal(t, []string{key}, p.Keys, "no token lost")
-	assert.InDelta(t, 0.5, p.State(0).FiveHour, 0.001, "state converged")
+	_, err = send(t, a, base)
+	require.NoError(t, err)
 	assert.EqualValues(t, 3, emu.Stats().Tokens[keystore.Fingerprint(key)])
 }

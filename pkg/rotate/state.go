@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"time"
@@ -62,13 +63,14 @@ func (t *Transport) setAside(ctx context.Context, tok string, i, n int, a *attem
 	next := -1
 	var status keystore.KeyStatus
 	recorded := false
+	tried := maps.Clone(a.tried) // fn may run later (a shared store away): not the request's live map
 	p, err := t.Source.Store.UpdatePool(ctx, func(p *keystore.Pool) error {
 		recorded = false // the run that is written decides (a shared store may retry)
 		if j := p.Find(tok); j >= 0 {
 			recorded = mark(p.State(j))
 			status = p.Status(j, now)
 		}
-		if next = choose(p, a.tried, "", now); next >= 0 {
+		if next = choose(p, tried, "", now); next >= 0 {
 			p.Active = next
 		}
 		p.Rotated = true
