@@ -100,3 +100,13 @@ type VersionBackend interface {
 	// recorded (never lowered) and returns the version now recorded.
 	RaiseClaudeCodeVersion(ctx context.Context, v string, now time.Time) (string, error)
 }
+
+// SessionBackend is a PoolBackend that also keeps which key a conversation
+// is pinned to (rotate.Pin's Key), so a conversation continued through
+// another proxy or machine stays on its key and its prompt cache.
+type SessionBackend interface {
+	// SessionKey is the fingerprint session is pinned to ("" when none).
+	SessionKey(ctx context.Context, session string) (string, error)
+	// SetSessionKey pins session to fp for ttl; fp "" removes the pin.
+	SetSessionKey(ctx context.Context, session, fp string, ttl time.Duration) error
+}

@@ -10,6 +10,7 @@
 //	piauth:{NAME}:pool   key-rotation.json's document with its secrets sealed
 //	piauth:{NAME}:lock   the pool lock (refreshes, and writes that must not interleave)
 //	piauth:{NAME}:learned the Claude Code version the service asked for (never lowered)
+//	piauth:{NAME}:session:<hash> the key a conversation is pinned to (expires)
 package redisstore
 
 import (
