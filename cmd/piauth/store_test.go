@@ -235,3 +235,25 @@ func storeBackend(t *testing.T, e *storeEnv) *redisstore.Backend {
 	t.Cleanup(func() { _ = b.Close() })
 	return b
 }
+
+// config.json's "store" selects the shared store; PIAUTH_STORE=file wins
+// over it.
+func TestStoreFromConfigFile(t *testing.T) {
+	e := newStoreEnv(t)
+	cfg := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(cfg, "piauth"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(cfg, "piauth", keystore.ConfigFileName), []byte(`{"store": "`+e.redis.URL()+`"}`), 0o600))
+	_, err := storeBackend(t, e).UpdatePool(context.Background(), false, func(p *keystore.Pool) error {
+		p.Add(authToken("api", "cfg"), keystore.KeyState{})
+		return nil
+	})
+	require.NoError(t, err)
+	env := map[string]string{"PIAUTH_STORE": "", "XDG_CONFIG_HOME": cfg}
+	r := e.runIn(t, e.dir, env, "key", "list")
+	require.Equal(t, 0, r.code, r.err)
+	assert.Contains(t, r.out, keystore.Mask(authToken("api", "cfg")))
+	env["PIAUTH_STORE"] = "file"
+	r = e.runIn(t, e.dir, env, "key", "list")
+	require.Equal(t, 0, r.code, r.err)
+	assert.NotContains(t, r.out, keystore.Mask(authToken("api", "cfg")))
+}

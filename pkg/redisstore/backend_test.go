@@ -318,3 +318,19 @@ func TestMaskURL(t *testing.T) {
 		assert.False(t, strings.Contains(MaskURL(in), "secret"))
 	}
 }
+
+// Two pools on one Redis (PIAUTH_STORE_POOL) do not see each other.
+func TestPoolsApart(t *testing.T) {
+	r := testenv.RedisServer(t)
+	work, err := Open(context.Background(), Options{URL: r.URL(), Pool: "work", Passphrase: testPass, ScryptN: 1 << 10})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = work.Close() })
+	seed(t, work, 2)
+	home := open(t, r, "another passphrase, for home")
+	p, err := home.ReadPool(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, p.Keys)
+	assert.Equal(t, "piauth:{work}:", work.Prefix())
+	_, err = Open(context.Background(), Options{URL: r.URL(), Pool: "no spaces", Passphrase: testPass})
+	require.ErrorContains(t, err, "use 1 to 64 letters")
+}

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+
+	"github.com/piauth/piauth/pkg/keystore"
 )
 
 // DefaultPool is the pool name when none is given: keys live under
@@ -12,11 +14,6 @@ import (
 const DefaultPool = "default"
 
 var poolName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-
-// IsURL reports whether s names a Redis store (redis:// or rediss://).
-func IsURL(s string) bool {
-	return strings.HasPrefix(s, "redis://") || strings.HasPrefix(s, "rediss://")
-}
 
 // Prefix is the prefix of every key of pool name: "piauth:{NAME}:". The
 // braces are a Redis Cluster hash tag, so a pool's keys share one slot and
@@ -35,7 +32,7 @@ func CheckPoolName(name string) error {
 func MaskURL(u string) string {
 	p, err := url.Parse(u)
 	if err != nil || p.User == nil {
-		if i := strings.Index(u, "@"); i >= 0 && IsURL(u) {
+		if i := strings.Index(u, "@"); i >= 0 && keystore.ValidStore(u) {
 			scheme, _, _ := strings.Cut(u, "://")
 			return scheme + "://****@" + u[i+1:]
 		}
