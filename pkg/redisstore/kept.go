@@ -84,11 +84,6 @@ func (b *Backend) isDown() bool {
 // flusher writes the kept changes once Redis answers again, trying every
 // downFor, even when this process reads and writes nothing meanwhile.
 func (b *Backend) flusher() {
-	defer func() {
-		b.mu.Lock()
-		b.flushing = false
-		b.mu.Unlock()
-	}()
 	t := time.NewTicker(downFor)
 	defer t.Stop()
 	for {
@@ -97,9 +92,13 @@ func (b *Backend) flusher() {
 			return
 		case <-t.C:
 		}
-		if !b.hasPending() {
+		b.mu.Lock()
+		if len(b.pending) == 0 { // under the lock: keep starts a new flusher after this
+			b.flushing = false
+			b.mu.Unlock()
 			return
 		}
+		b.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		b.flush(ctx)
 		cancel()
@@ -107,17 +106,20 @@ func (b *Backend) flusher() {
 }
 
 // flush writes the changes kept while Redis was away (after a read found it
-// back); a failure leaves them queued for the next write.
-func (b *Backend) flush(ctx context.Context) {
+// back) and reports whether it wrote any; a failure leaves them queued for
+// the next write.
+func (b *Backend) flush(ctx context.Context) bool {
 	b.mu.Lock()
 	n := len(b.pending)
 	b.mu.Unlock()
 	if n == 0 {
-		return
+		return false
 	}
-	if _, err := b.update(ctx, func(*keystore.Pool) error { return nil }, false); err == nil {
-		fmt.Fprintf(b.warn, "piauth: store %s: %d kept %s written\n", b.url, n, plural(n, "change", "changes"))
+	if _, err := b.update(ctx, func(*keystore.Pool) error { return nil }, false); err != nil {
+		return false
 	}
+	fmt.Fprintf(b.warn, "piauth: store %s: %d kept %s written\n", b.url, n, plural(n, "change", "changes"))
+	return true
 }
 
 func plural(n int, one, many string) string {

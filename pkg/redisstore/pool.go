@@ -40,9 +40,10 @@ type fnError struct{ err error }
 
 func (e fnError) Error() string { return e.err.Error() }
 
-// ReadPool returns the stored pool. While Redis cannot be reached it returns
-// the pool it last read (with one warning), so requests go on with tokens
-// that are still valid; writes and refreshes fail meanwhile.
+// ReadPool returns the stored pool. While Redis cannot be reached (or has
+// lost its data) it returns the pool it last read, with one warning, so
+// requests go on with tokens that are still valid; writes are kept in this
+// process meanwhile (kept.go) and refreshes fail.
 func (b *Backend) ReadPool(ctx context.Context) (*keystore.Pool, error) {
 	if b.isDown() {
 		if p := b.cached(nil); p != nil {
@@ -50,27 +51,26 @@ func (b *Backend) ReadPool(ctx context.Context) (*keystore.Pool, error) {
 		}
 	}
 	vals, err := b.rdb.MGet(ctx, b.key("pool"), b.key("meta")).Result()
-	if err == nil && vals[1] == nil {
-		err = fmt.Errorf("store %s: %w: %w", b.url, keystore.ErrStoreUnavailable, ErrStoreWiped)
-	}
-	if err != nil {
-		if !errors.Is(err, ErrStoreWiped) {
-			err = b.unavailable("read the pool", err)
-		}
+	switch {
+	case err != nil:
+		err = b.unavailable("read the pool", err)
 		if errors.Is(err, keystore.ErrStoreUnavailable) {
-			if !errors.Is(err, ErrStoreWiped) {
-				b.setDown(true)
-			}
+			b.setDown(true)
 			if p := b.cached(err); p != nil {
 				return p, nil
 			}
 		}
 		return nil, err
+	case vals[1] == nil:
+		err = fmt.Errorf("store %s: %w: %w", b.url, keystore.ErrStoreUnavailable, ErrStoreWiped)
+		if p := b.cached(err); p != nil {
+			return p, nil
+		}
+		return nil, err
 	}
 	b.up()
-	b.flush(ctx)
-	if b.hasPending() {
-		return b.cached(nil), nil // still not written: this process's view
+	if b.flush(ctx) || b.hasPending() {
+		return b.cached(nil), nil // what was just written, or this process's view until it is
 	}
 	raw, _ := vals[0].(string)
 	return b.decode(raw, vals[1].(string))
