@@ -13,13 +13,14 @@ import (
 // (pi's own login) always stays in the agent dir.
 type PoolBackend interface {
 	// Describe names the backend for humans, secrets masked
-	// ("redis://:****@host:6379/0 (prefix piauth:default:)").
+	// ("redis://:****@host:6379/0 (prefix piauth:{default}:)").
 	Describe() string
 	// ReadPool returns the current pool; an empty backend is an empty pool.
 	ReadPool(ctx context.Context) (*Pool, error)
 	// UpdatePool runs fn on a fresh copy of the pool and stores the result
 	// atomically. Without exclusive, fn may run more than once (an optimistic
-	// transaction retried on conflict), so it must only change the pool.
+	// transaction retried on conflict, or a change kept while the store is
+	// away and replayed when it is back), so it must only change the pool.
 	// With exclusive, the backend first takes its lock, shared by every
 	// machine, and runs fn exactly once while holding it (a refresh calls
 	// the token endpoint inside fn: only one machine may do that). An
