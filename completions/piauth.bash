@@ -15,6 +15,7 @@ __piauth_resolve() {
     '/proxy') echo 'proxy' ;;
     '/models') echo 'models' ;;
     '/usage') echo 'usage' ;;
+    '/store') echo 'store' ;;
     '/emulator') echo 'emulator' ;;
     '/completion') echo 'completion' ;;
     '/man') echo 'man' ;;
@@ -33,6 +34,9 @@ __piauth_resolve() {
     'proxy/uninstall') echo 'uninstall' ;;
     'proxy/status') echo 'status' ;;
     'usage/report') echo 'report' ;;
+    'store/status') echo 'status' ;;
+    'store/push') echo 'push' ;;
+    'store/pull') echo 'pull' ;;
   esac
 }
 
@@ -75,12 +79,13 @@ __piauth_value() {
 # __piauth_words PATH: the subcommands and fixed arguments below PATH.
 __piauth_words() {
   case "$1" in
-    '') echo 'login logout token status key chat proxy models usage emulator completion man help' ;;
+    '') echo 'login logout token status key chat proxy models usage store emulator completion man help' ;;
     'key') echo 'add list use reset remove prune sync restore' ;;
     'proxy') echo 'install uninstall status' ;;
     'usage') echo 'report' ;;
+    'store') echo 'status push pull' ;;
     'completion') echo 'bash zsh fish' ;;
-    'help') echo 'login logout token status key chat proxy models usage emulator completion man' ;;
+    'help') echo 'login logout token status key chat proxy models usage store emulator completion man' ;;
   esac
 }
 
@@ -109,6 +114,10 @@ __piauth_flags() {
     'models') echo '--json --help -h' ;;
     'usage') echo '--json --watch -w --help -h' ;;
     'usage report') echo '--since --until --by --json --help -h' ;;
+    'store') echo '--help -h' ;;
+    'store status') echo '--help -h' ;;
+    'store push') echo '--help -h' ;;
+    'store pull') echo '--force --help -h' ;;
     'emulator') echo '--addr --scenario --expires-in --quiet -q --help -h' ;;
     'completion') echo '--help -h' ;;
     'man') echo '--help -h' ;;

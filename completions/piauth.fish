@@ -24,6 +24,8 @@ function __piauth_resolve
             echo 'models'
         case '/usage'
             echo 'usage'
+        case '/store'
+            echo 'store'
         case '/emulator'
             echo 'emulator'
         case '/completion'
@@ -60,6 +62,12 @@ function __piauth_resolve
             echo 'status'
         case 'usage/report'
             echo 'report'
+        case 'store/status'
+            echo 'status'
+        case 'store/push'
+            echo 'push'
+        case 'store/pull'
+            echo 'pull'
     end
 end
 
@@ -117,6 +125,7 @@ complete -c piauth -n '__piauth_at \'\'' -a 'chat' -d 'talk to Claude over the M
 complete -c piauth -n '__piauth_at \'\'' -a 'proxy' -d 'serve a local Messages endpoint with the pool, refresh and rotation'
 complete -c piauth -n '__piauth_at \'\'' -a 'models' -d 'list the current Claude models with aliases, limits and list prices'
 complete -c piauth -n '__piauth_at \'\'' -a 'usage' -d 'show each account\'s 5-hour and weekly windows'
+complete -c piauth -n '__piauth_at \'\'' -a 'store' -d 'share one key pool between machines (PIAUTH_STORE=redis://…)'
 complete -c piauth -n '__piauth_at \'\'' -a 'emulator' -d 'run a local stand-in for Anthropic\'s OAuth and Messages endpoints'
 complete -c piauth -n '__piauth_at \'\'' -a 'completion' -d 'print a shell completion script (bash, zsh, fish)'
 complete -c piauth -n '__piauth_at \'\'' -a 'man' -d 'print the piauth(1) man page (roff), generated from the command tree'
@@ -254,6 +263,22 @@ complete -c piauth -n '__piauth_at \'usage report\'' -l by -x -d 'group by day|k
 complete -c piauth -n '__piauth_at \'usage report\'' -l json -d 'print {"rows": [...], "totals": {...}}'
 complete -c piauth -n '__piauth_at \'usage report\'' -s h -l help -d 'show help'
 
+# piauth store
+complete -c piauth -n '__piauth_at \'store\'' -a 'status' -d 'show the shared store, its keys and the local file\'s difference'
+complete -c piauth -n '__piauth_at \'store\'' -a 'push' -d 'merge the local key-rotation.json into the shared store (by fingerprint)'
+complete -c piauth -n '__piauth_at \'store\'' -a 'pull' -d 'write the shared pool to the local key-rotation.json (atomically)'
+complete -c piauth -n '__piauth_at \'store\'' -s h -l help -d 'show help'
+
+# piauth store status
+complete -c piauth -n '__piauth_at \'store status\'' -s h -l help -d 'show help'
+
+# piauth store push
+complete -c piauth -n '__piauth_at \'store push\'' -s h -l help -d 'show help'
+
+# piauth store pull
+complete -c piauth -n '__piauth_at \'store pull\'' -l force -d 'also drop keys that only the local file has'
+complete -c piauth -n '__piauth_at \'store pull\'' -s h -l help -d 'show help'
+
 # piauth emulator
 complete -c piauth -n '__piauth_at \'emulator\'' -l addr -x -d 'listen ADDRESS (loopback unless a host is given)'
 complete -c piauth -n '__piauth_at \'emulator\'' -l scenario -r -F -d 'scenario FILE (JSON) scripting replies and per-token outcomes'
@@ -269,5 +294,5 @@ complete -c piauth -n '__piauth_at \'completion\'' -s h -l help -d 'show help'
 complete -c piauth -n '__piauth_at \'man\'' -s h -l help -d 'show help'
 
 # piauth help
-complete -c piauth -n '__piauth_at \'help\'' -a 'login logout token status key chat proxy models usage emulator completion man'
+complete -c piauth -n '__piauth_at \'help\'' -a 'login logout token status key chat proxy models usage store emulator completion man'
 complete -c piauth -n '__piauth_at \'help\'' -s h -l help -d 'show help'

@@ -35,6 +35,10 @@
 #   exec_floor_ms         a Go "hello world" timed like token_ms: the machine's process floor (peer)
 #   ledger_added_ms       `piauth chat` with the ledger on − with PIAUTH_LEDGER=off (median of paired runs)
 #   usage_report_100k_ms  `piauth usage report --by model` over a 100,000-row ledger (median)
+#   redis_store_added_ms  one request's store work (pool read, key choice, state write) with the
+#                         pool in Redis on loopback − with key-rotation.json: the median over runs
+#                         of the per-run difference of p50s (BenchmarkStoreRequest, pkg/redisstore;
+#                         it starts its own redis-server, NA without one)
 #
 # Knobs (environment): BENCH_COUNT (`go test -count 1` runs per Go benchmark, default 5),
 # BENCH_RUNS (timed runs of each CLI command, default 9, at least 5), BENCH_NO_GNU_TIME=1
@@ -432,6 +436,24 @@ if PIAUTH_BENCH_LEDGER=$REPORT_STATE/ledger.db go test -count=1 -run '^TestRepor
 else
 	log "filling the ledger failed:"; tail -20 "$WORK/fill.out" >&2
 	na usage_report_100k_ms "goal <= 200"
+fi
+
+# ---------------------------------------------------------------------------
+# 5. The shared store (pkg/redisstore): what a request's store work costs with the
+# pool in Redis on loopback versus key-rotation.json, both in the same go test run.
+log "store benchmark ($COUNT × go test ./pkg/redisstore/)…"
+RS_OUT=$WORK/redisstore.bench
+if command -v redis-server >/dev/null && run_bench "$RS_OUT" ./pkg/redisstore/ '^BenchmarkStoreRequest$' &&
+	v=$(awk '
+		function flush() { if (vf != "" && vr != "") print vr - vf; vf = vr = "" }
+		/^#run / { flush(); next }
+		{ n = $1; sub(/-[0-9]+$/, "", n)
+		  for (i = 3; i <= NF; i++) if ($i == "p50-ms") { if (n == "BenchmarkStoreRequest/file") vf = $(i - 1); if (n == "BenchmarkStoreRequest/redis") vr = $(i - 1) } }
+		END { flush() }' "$RS_OUT" | median | awk '{ printf "%.3f", $1 }') && [[ -n $v ]]; then
+	result redis_store_added_ms "$v" "goal <= 1 (p50 redis $(bench_median BenchmarkStoreRequest/redis p50-ms "$RS_OUT") ms, file $(bench_median BenchmarkStoreRequest/file p50-ms "$RS_OUT") ms)"
+else
+	log "BenchmarkStoreRequest did not run (redis-server missing?):"; tail -20 "$RS_OUT" >&2 2>/dev/null || true
+	na redis_store_added_ms "goal <= 1"
 fi
 
 # ---------------------------------------------------------------------------

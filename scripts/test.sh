@@ -27,10 +27,11 @@ stop() {
 
 # install_test_deps: installs the packages providing the tools the tests run
 # (the Secret Service, D-Bus, secret-tool, zsh and fish for the completion
-# tests, groff to check the man page, systemd for the proxy service's real
-# systemctl --user tests) when one is missing.
+# tests, groff to check the man page, redis-server for the shared-store tests,
+# which start their own throwaway servers on free loopback ports, systemd for
+# the proxy service's real systemctl --user tests) when one is missing.
 install_test_deps() {
-  local tools=(dbus-run-session dbus-send gnome-keyring-daemon secret-tool zsh fish groff)
+  local tools=(dbus-run-session dbus-send gnome-keyring-daemon secret-tool zsh fish groff redis-server)
   [ "$(uname -s)" = Linux ] && tools+=(systemctl)
   local missing=() t
   for t in "${tools[@]}"; do
@@ -52,8 +53,8 @@ install_test_deps() {
     Linux)
       command -v apt-get >/dev/null ||
         stop "missing ${missing[*]} and no apt-get to install them" \
-          "install gnome-keyring, dbus, libsecret's secret-tool, zsh and fish with your package manager"
-      local pkgs=(gnome-keyring dbus dbus-x11 libsecret-tools zsh fish groff-base systemd) sudo=()
+          "install gnome-keyring, dbus, libsecret's secret-tool, zsh, fish, redis-server and systemd with your package manager"
+      local pkgs=(gnome-keyring dbus dbus-x11 libsecret-tools zsh fish groff-base redis-server systemd) sudo=()
       # dbus-send and dbus-run-session are their own packages since Debian 12.
       apt-cache show dbus-bin >/dev/null 2>&1 && pkgs+=(dbus-bin dbus-daemon)
       if [ "$(id -u)" -ne 0 ]; then
@@ -69,8 +70,8 @@ install_test_deps() {
       command -v brew >/dev/null ||
         stop "missing ${missing[*]} and Homebrew is not installed" \
           '/bin/bash -c "$(curl -fsSL https://raw.githubusercontent.com/Homebrew/install/HEAD/install.sh)" && scripts/test.sh'
-      brew install dbus libsecret zsh fish groff ||
-        stop "brew could not install dbus libsecret zsh fish groff" "brew install dbus libsecret zsh fish groff && scripts/test.sh"
+      brew install dbus libsecret zsh fish groff redis ||
+        stop "brew could not install dbus libsecret zsh fish groff redis" "brew install dbus libsecret zsh fish groff redis && scripts/test.sh"
       ;;
   esac
   for t in "${tools[@]}"; do

@@ -59,6 +59,7 @@ func commands(f *Factory) []*cli.Command {
 		newProxyCmd(f),
 		newModelsCmd(f),
 		newUsageCmd(f),
+		newStoreCmd(f),
 		newEmulatorCmd(f),
 		newCompletionCmd(f),
 		newManCmd(f),

@@ -102,6 +102,7 @@ prints stable snake_case fields.`,
 //	                          needs_reauth, can_refresh, expires_at, expired,
 //	                          in_keyring)
 //	keyring           string  "off", "on (…)" or "unavailable: REASON"
+//	store             string  only with a shared store: "redis://host:6379/0 (prefix piauth:{default}:)"
 //	agent_dir         string  directory of auth.json and key-rotation.json
 //	check             array   only with --check: one object per account asked
 //	                          (the login first when it is not pooled, then the keys):
@@ -115,6 +116,7 @@ type statusJSON struct {
 	Auth     *authStatus   `json:"auth"`
 	Pool     poolStatus    `json:"pool"`
 	Keyring  string        `json:"keyring"`
+	Store    string        `json:"store,omitempty"` // the shared store holding the pool (PIAUTH_STORE); absent for key-rotation.json
 	AgentDir string        `json:"agent_dir"`
 	Check    []statusCheck `json:"check,omitempty"`
 
@@ -216,6 +218,9 @@ func collectStatus(src *rotate.Source, now time.Time) (*statusJSON, error) {
 	}
 	store := src.Store
 	st := &statusJSON{LoggedIn: cred != nil, Uses: mode.String(), Keyring: store.KeyringState(), AgentDir: store.Dir()}
+	if store.Backend() != nil {
+		st.Store = store.Location()
+	}
 	st.Pool = poolStatus{Size: len(p.Keys), Rotated: p.Rotated, Rotation: len(p.Keys) >= 2, Keys: make([]keyListItem, 0, len(p.Keys))}
 	if len(p.Keys) > 0 {
 		st.Pool.Active = p.ActiveIndex() + 1
@@ -318,6 +323,9 @@ func printStatus(w io.Writer, cs Scheme, st *statusJSON, now time.Time) {
 		fmt.Fprintln(w, line+"  "+keyStateText(cs, k, now))
 	}
 	fmt.Fprintf(w, "Keyring: %s\n", st.Keyring)
+	if st.Store != "" {
+		fmt.Fprintf(w, "Store: %s\n", st.Store)
+	}
 	printChecks(w, cs, st)
 }
 

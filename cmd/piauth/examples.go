@@ -53,6 +53,13 @@ source <(piauth completion bash)`,
 piauth help key add`,
 	"man": `piauth man | man -l -
 piauth man > ~/.local/share/man/man1/piauth.1`,
+
+	// One pool on several machines (issue 18).
+	"store": `export PIAUTH_STORE=redis://10.0.0.5:6379/0 PIAUTH_STORE_KEY_FILE=~/.config/piauth/store.key
+piauth store status`,
+	"store status": `piauth store status`,
+	"store push":   `piauth store push                        # once, from the machine that has the pool`,
+	"store pull":   `piauth store pull                        # write the shared pool to key-rotation.json for pi`,
 }
 
 // applyExamples adds each command's examples to its --help.

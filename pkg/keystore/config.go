@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 )
 
 // ConfigFileName is piauth's own settings file in the config dir
@@ -17,11 +18,18 @@ type Config struct {
 	// Keyring is "auto", "on", "off", or "" when the file does not say
 	// (ParseKeyringMode reads it).
 	Keyring string
+	// Store is where the key pool lives: "file" (key-rotation.json, the
+	// default) or a redis:// or rediss:// URL (a pool shared by several
+	// machines); "" when the file does not say. PIAUTH_STORE overrides it.
+	Store string
 
 	extra map[string]json.RawMessage // unknown fields, for a future writer
 }
 
-const configKeyringField = "keyring"
+const (
+	configKeyringField = "keyring"
+	configStoreField   = "store"
+)
 
 // ResolveConfigDir returns piauth's config directory: $XDG_CONFIG_HOME/piauth
 // when XDG_CONFIG_HOME is an absolute path, else ~/.config/piauth. getenv is
@@ -59,7 +67,22 @@ func ReadConfig(path string) (*Config, error) {
 			return nil, d.at(ptr, fmt.Sprintf("%q: %q is not a keyring mode (want \"auto\", \"on\" or \"off\")", displayPtr(ptr), c.Keyring))
 		}
 	}
+	if raw, ok := top[configStoreField]; ok {
+		ptr := "/" + configStoreField
+		if err := d.decode(ptr, raw, &c.Store, `a string ("file" or a redis:// URL)`); err != nil {
+			return nil, err
+		}
+		if !ValidStore(c.Store) {
+			return nil, d.at(ptr, fmt.Sprintf("%q: %q is not a store (want \"file\" or a redis:// or rediss:// URL)", displayPtr(ptr), c.Store))
+		}
+	}
 	return c, nil
+}
+
+// ValidStore reports whether s names a store: "file", or a redis:// or
+// rediss:// URL.
+func ValidStore(s string) bool {
+	return s == "file" || strings.HasPrefix(s, "redis://") || strings.HasPrefix(s, "rediss://")
 }
 
 // KeyringMode returns the configured keyring mode; ok is false when the file

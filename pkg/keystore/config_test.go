@@ -79,3 +79,29 @@ func TestReadConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestReadConfigStore(t *testing.T) {
+	tests := []struct {
+		content, want, wantErr string
+	}{
+		{`{"store": "redis://:pw@10.0.0.5:6379/2"}`, "redis://:pw@10.0.0.5:6379/2", ""},
+		{`{"store": "rediss://h:6380"}`, "rediss://h:6380", ""},
+		{`{"store": "file", "keyring": "off"}`, "file", ""},
+		{`{}`, "", ""},
+		{`{"store": "postgres://x"}`, "", `:1:11: "store": "postgres://x" is not a store`},
+		{`{"store": 6379}`, "", ":1:11: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.content, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), ConfigFileName)
+			writeFile(t, path, tt.content, 0o600)
+			c, err := ReadConfig(path)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, path+tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, c.Store)
+		})
+	}
+}

@@ -121,3 +121,42 @@ func TestPoolParseMarshalPreservesUnknown(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, string(out), string(out2), "marshal is stable")
 }
+
+func TestPoolMerge(t *testing.T) {
+	a, b, c, a2 := fakeTok("oat01", 1), fakeTok("oat01", 2), fakeTok("oat01", 3), fakeTok("oat01", 4)
+	dst := &Pool{}
+	dst.Add(a, KeyState{Label: "a", Refresh: "r-a-old", Expires: 100, CooldownReason: ReasonRateLimit})
+	dst.Add(b, KeyState{Label: "b"})
+	src := &Pool{}
+	src.Add(a, KeyState{Label: "a-local", Refresh: "r-a-new", Expires: 200})
+	src.Add(c, KeyState{Label: "c"})
+	added, updated := dst.Merge(src)
+	assert.Equal(t, 1, added)
+	assert.Equal(t, 1, updated)
+	assert.Equal(t, []string{a, b, c}, dst.Keys)
+	assert.Equal(t, "a", dst.State(0).Label, "the store's state wins")
+	assert.Equal(t, "r-a-new", dst.State(0).Refresh, "the later refresh wins")
+	assert.Equal(t, ReasonRateLimit, dst.State(0).CooldownReason)
+
+	// A copy the store has since refreshed is skipped; a copy refreshed
+	// here replaces the store's.
+	stale := &Pool{}
+	stale.Add(a, KeyState{})
+	dst.Replace(0, a2)
+	added, updated = dst.Merge(stale)
+	assert.Zero(t, added+updated)
+	assert.Equal(t, []string{a2, b, c}, dst.Keys)
+	fresh := &Pool{}
+	fresh.Add(fakeTok("oat01", 5), KeyState{Replaces: Fingerprint(b), Label: "b2"})
+	_, updated = dst.Merge(fresh)
+	assert.Equal(t, 1, updated)
+	assert.Equal(t, []string{a2, fakeTok("oat01", 5), c}, dst.Keys)
+	assert.Len(t, dst.States, 3)
+
+	// Into an empty pool: a whole copy.
+	empty := &Pool{}
+	src.Active = 1
+	added, _ = empty.Merge(src)
+	assert.Equal(t, 2, added)
+	assert.Equal(t, 1, empty.Active)
+}

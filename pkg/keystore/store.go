@@ -29,6 +29,9 @@ type Options struct {
 	// unavailable, and ModeAuto warns once per shell session. nil skips that
 	// check (go-keyring decides, and may start a bus).
 	Getenv func(string) string
+	// Backend, when set, keeps the pool and its state (pkg/redisstore);
+	// nil keeps them in key-rotation.json.
+	Backend PoolBackend
 }
 
 // Store is piauth's view of the agent directory and the keyring mirror. It is
@@ -40,6 +43,7 @@ type Store struct {
 	warn     io.Writer
 	now      func() time.Time
 	lockOpts LockOptions
+	backend  PoolBackend // nil: key-rotation.json
 
 	getenv func(string) string // never nil
 
@@ -56,7 +60,7 @@ func Open(opts Options) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("keystore: no agent dir given")
 	}
-	s := &Store{dir: dir, mode: opts.Mode, kr: opts.Keyring, warn: opts.Warn, now: opts.Now}
+	s := &Store{dir: dir, mode: opts.Mode, kr: opts.Keyring, warn: opts.Warn, now: opts.Now, backend: opts.Backend}
 	if s.warn == nil {
 		s.warn = io.Discard
 	}
@@ -232,16 +236,25 @@ func (s *Store) readPool() (*Pool, []byte, error) {
 	return p, data, nil
 }
 
-// Pool reads key-rotation.json; a missing file is an empty pool.
+// Pool reads key-rotation.json (or the backend); a missing file is an empty
+// pool.
 func (s *Store) Pool() (*Pool, error) {
+	if s.backend != nil {
+		return s.backend.ReadPool(context.Background())
+	}
 	p, _, err := s.readPool()
 	return p, err
 }
 
 // UpdatePool runs fn on the pool under key-rotation.json.lock (re-read, fn,
 // atomic write), then mirrors the change into the keyring while still holding
-// the lock. Nothing is written when the file is malformed or fn fails.
+// the lock. Nothing is written when the file is malformed or fn fails. With a
+// backend, the update is the backend's atomic one (fn may run more than once)
+// and the keyring is not involved.
 func (s *Store) UpdatePool(ctx context.Context, fn func(p *Pool) error) (*Pool, error) {
+	if s.backend != nil {
+		return s.updateBackend(ctx, fn)
+	}
 	unlock, err := s.lock(ctx, s.PoolPath())
 	if err != nil {
 		return nil, err
@@ -274,7 +287,13 @@ func (s *Store) writePool(old, p *Pool, raw []byte) error {
 // UpdateBoth runs fn on auth.json's anthropic entry and the pool together,
 // taking auth.json.lock then key-rotation.json.lock. auth.json.lock is released
 // as soon as auth.json is written (pi gives up on a busy lock after ~200 ms).
+// With a backend, the pool side is the backend's exclusive update: fn runs
+// once while every machine sharing the backend waits (a refresh is
+// single-flight across machines).
 func (s *Store) UpdateBoth(ctx context.Context, fn func(auth **Credential, p *Pool) error) (*Pool, error) {
+	if s.backend != nil {
+		return s.updateBothBackend(ctx, fn)
+	}
 	unlockAuth, err := s.lock(ctx, s.AuthPath())
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"time"
@@ -17,43 +18,59 @@ import (
 )
 
 // cool records that key tok (index i of n) failed with class: it cools
-// down until the answer's reset (Cooldown) and the request moves on.
+// down until the answer's reset (Cooldown) and the request moves on. A key
+// already cooling keeps the cooldown recorded for it (by another request,
+// process or machine) unless this answer names an end more than
+// cooldownSlack later: concurrent 429s of one key record one cooldown.
 func (t *Transport) cool(ctx context.Context, tok string, i, n int, class Class, h http.Header, a *attempt) (*keystore.Pool, error) {
-	until := Cooldown(h, class, t.Source.now())
+	now := t.Source.now()
+	until := Cooldown(h, class, now)
 	reason := keystore.ReasonRateLimit
 	if class == ClassOverloaded {
 		reason = keystore.ReasonOverloaded
 	}
-	return t.setAside(ctx, tok, i, n, a, "record the cooldown of", func(st *keystore.KeyState) {
-		if until.After(st.CooldownUntil) {
-			st.CooldownUntil = until
+	return t.setAside(ctx, tok, i, n, a, "record the cooldown of", func(st *keystore.KeyState) bool {
+		if st.CooldownUntil.After(now) && !until.After(st.CooldownUntil.Add(cooldownSlack)) {
+			return false // already cooling: recorded once
 		}
+		st.CooldownUntil = until
 		st.CooldownReason = reason
 		if u, ok := ParseUnified(h); ok {
 			st.UnifiedStatus, st.Utilization, st.FiveHour = u.Status, u.Utilization, u.FiveHour
 		}
+		return true
 	})
 }
+
+// cooldownSlack is how much later than the recorded end a new 429 of a
+// cooling key must say before the cooldown is recorded again (retry-after
+// is relative: each answer's end is a little later than the previous one's).
+const cooldownSlack = time.Minute
 
 // disable takes key tok (index i of n) out of rotation because the service
 // refused its account (403, OAuth not allowed for its organization).
 func (t *Transport) disable(ctx context.Context, tok string, i, n int, a *attempt) (*keystore.Pool, error) {
-	return t.setAside(ctx, tok, i, n, a, "mark disabled", func(st *keystore.KeyState) { st.Disabled = true })
+	return t.setAside(ctx, tok, i, n, a, "mark disabled", func(st *keystore.KeyState) bool { st.Disabled = true; return true })
 }
 
 // setAside applies mark to key tok's state, moves Active to the next usable
 // key and sets the rotated mark, in one locked write, and says on Log what
-// the key is now and what comes next. It returns the updated pool.
-func (t *Transport) setAside(ctx context.Context, tok string, i, n int, a *attempt, what string, mark func(*keystore.KeyState)) (*keystore.Pool, error) {
+// the key is now and what comes next (or that it was already set aside,
+// when mark changed nothing: another request recorded it). It returns the
+// updated pool.
+func (t *Transport) setAside(ctx context.Context, tok string, i, n int, a *attempt, what string, mark func(*keystore.KeyState) bool) (*keystore.Pool, error) {
 	now := t.Source.now()
 	next := -1
 	var status keystore.KeyStatus
+	recorded := false
+	tried := maps.Clone(a.tried) // fn may run later (a shared store away): not the request's live map
 	p, err := t.Source.Store.UpdatePool(ctx, func(p *keystore.Pool) error {
+		recorded = false // the run that is written decides (a shared store may retry)
 		if j := p.Find(tok); j >= 0 {
-			mark(p.State(j))
+			recorded = mark(p.State(j))
 			status = p.Status(j, now)
 		}
-		if next = choose(p, a.tried, "", now); next >= 0 {
+		if next = choose(p, tried, "", now); next >= 0 {
 			p.Active = next
 		}
 		p.Rotated = true
@@ -66,6 +83,10 @@ func (t *Transport) setAside(ctx context.Context, tok string, i, n int, a *attem
 	then := "no other key is ready"
 	if next >= 0 {
 		then = fmt.Sprintf("trying key %d/%d", next+1, n)
+	}
+	if !recorded {
+		t.logf("🔑 key %d/%d (%s) already %s (recorded by another request); %s", i+1, n, keystore.Mask(tok), status.Describe(now), then)
+		return p, nil
 	}
 	t.logf("🔑 key %d/%d (%s) %s; %s", i+1, n, keystore.Mask(tok), status.Describe(now), then)
 	return p, nil

@@ -56,9 +56,19 @@ func (t *Transport) service() *stream.Service {
 }
 
 // learntVersion is the newest Claude Code version learnt here or by any
-// process (the Learned file). The file is re-read only when its size or
-// modification time changed: a stat per request, not a parse.
+// process (the Learned file, or the shared store: versionBackend). The file
+// is re-read only when its size or modification time changed: a stat per
+// request, not a parse.
 func (t *Transport) learntVersion() string {
+	if vb := t.versionBackend(); vb != nil {
+		v, err := vb.ClaudeCodeVersion(context.Background())
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if err == nil && stream.NewerVersion(v, t.version) {
+			t.version = v
+		}
+		return t.version
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.Learned != "" {
@@ -80,10 +90,26 @@ func (t *Transport) learn(ctx context.Context, v string) {
 		t.version = v
 	}
 	t.mu.Unlock()
+	if vb := t.versionBackend(); vb != nil {
+		if _, err := vb.RaiseClaudeCodeVersion(ctx, v, t.Source.now()); err != nil {
+			t.logf("piauth: warning: could not record the Claude Code version %s: %v", v, err)
+		}
+		return
+	}
 	if t.Learned == "" {
 		return
 	}
 	if _, err := keystore.RaiseClaudeCodeVersion(ctx, t.Learned, v, t.Source.now()); err != nil {
 		t.logf("piauth: warning: could not record the Claude Code version %s: %v", v, err)
 	}
+}
+
+// versionBackend is the shared store keeping the learnt version, when the
+// pool lives in one that does (keystore.VersionBackend); nil otherwise.
+func (t *Transport) versionBackend() keystore.VersionBackend {
+	if t.Source == nil || t.Source.Store == nil {
+		return nil
+	}
+	vb, _ := t.Source.Store.Backend().(keystore.VersionBackend)
+	return vb
 }
