@@ -53,6 +53,8 @@ __piauth_value() {
     'proxy/--addr') echo 'any' ;;
     'proxy/--switch-at') echo 'any' ;;
     'proxy/--allow-origin') echo 'any' ;;
+    'proxy/--max-retry-after') echo 'any' ;;
+    'proxy/--wait-for-key') echo 'any' ;;
     'usage report/--since') echo 'any' ;;
     'usage report/--until') echo 'any' ;;
     'usage report/--by') echo 'any' ;;
@@ -91,7 +93,7 @@ __piauth_flags() {
     'key sync') echo '--help -h' ;;
     'key restore') echo '--help -h' ;;
     'chat') echo '--stream --model -m --system -s --max-tokens --thinking --tools --json --show-thinking --interactive -i --wait --switch-at --help -h' ;;
-    'proxy') echo '--addr --no-auth --show-key --json-log --switch-at --allow-origin --help -h' ;;
+    'proxy') echo '--addr --no-auth --show-key --json-log --switch-at --allow-origin --max-retry-after --wait-for-key --help -h' ;;
     'models') echo '--json --help -h' ;;
     'usage') echo '--json --watch -w --help -h' ;;
     'usage report') echo '--since --until --by --json --help -h' ;;

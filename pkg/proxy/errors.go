@@ -51,6 +51,7 @@ func newRequestID() string { return RequestIDPrefix + rand.Text() }
 // request-id header and request_id field of its own, and records it.
 func (p *Proxy) fail(w http.ResponseWriter, rec *record, status int, typ, msg string) {
 	rec.Status, rec.Error = status, typ
+	p.countError(rec)
 	id := newRequestID()
 	if rec.requestID == "" {
 		rec.requestID = id

@@ -82,7 +82,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rec *record) {
 		req.Header.Set(HopHeader, "1")
 	}
 	resp, err := p.opts.Client.Do(req)
-	rec.rotations = tr.rotations()
+	p.countRotations(tr.rotations())
 	if pin != nil {
 		if fp, _, _ := pin.Used(); fp != "" {
 			p.sessions.set(sid, fp, p.opts.Now())
@@ -140,6 +140,7 @@ func upstreamKey(req *http.Request) (masked, fingerprint string) {
 func (p *Proxy) passError(w http.ResponseWriter, resp *http.Response, rec *record) {
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	rec.Status, rec.Error = resp.StatusCode, errorType(data)
+	p.countError(rec)
 	if err != nil && len(data) == 0 {
 		data = errorJSON(rec.Error, "piauth proxy: read upstream error: "+err.Error())
 	}

@@ -23,8 +23,8 @@ type record struct {
 	In, Out int64  // input/output tokens
 	Error   string // error type, client_closed or truncated; "" when fine
 
-	rotations int    // moves to another key while answering (Watch)
-	route     string // the route served, for /metrics ("other" when none)
+	route        string // the route served, for /metrics ("other" when none)
+	errorCounted bool   // Error went into the metrics
 
 	ledgerFields // what only the ledger keeps (ledger.go)
 }

@@ -125,45 +125,69 @@ type stats struct {
 	bytesOut atomic.Int64
 }
 
-// observe counts a finished request in the status counters and the metrics.
-func (p *Proxy) observe(rec *record, cw *countingWriter) {
+// answered counts a request's answer the moment its status goes out (so
+// that a client holding the answer sees it counted): by status in the
+// status counters, by route and status in the metrics, and its time to
+// first byte.
+func (p *Proxy) answered(rec *record, cw *countingWriter, status int) {
 	p.stats.mu.Lock()
 	p.stats.total++
 	if p.stats.byStatus == nil {
 		p.stats.byStatus = map[int]int64{}
 	}
-	p.stats.byStatus[rec.Status]++
+	p.stats.byStatus[status]++
 	p.stats.mu.Unlock()
 	route := rec.route
 	if route == "" {
 		route = "other"
 	}
-	p.metrics.requests.WithLabelValues(route, strconv.Itoa(rec.Status)).Inc()
-	if rec.Error != "" {
-		p.metrics.errors.WithLabelValues(rec.Error).Inc()
-	}
-	if rec.rotations > 0 {
-		p.stats.rotated.Add(int64(rec.rotations))
-		p.metrics.rotations.Add(float64(rec.rotations))
-	}
+	p.metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 	if !cw.first.IsZero() {
 		p.metrics.ttfb.Observe(cw.first.Sub(cw.start).Seconds())
 	}
 }
 
-// countingWriter counts the body bytes written to the client and notes
-// when the first one went out. Unwrap lets http.ResponseController reach
-// the connection's Flush.
+// countError counts rec's error once (by type).
+func (p *Proxy) countError(rec *record) {
+	if rec.Error != "" && !rec.errorCounted {
+		rec.errorCounted = true
+		p.metrics.errors.WithLabelValues(rec.Error).Inc()
+	}
+}
+
+// finished counts what is known only once a request is over: an answer
+// never sent (the client went away: 499) and an error found while
+// streaming.
+func (p *Proxy) finished(rec *record, cw *countingWriter) {
+	if cw.first.IsZero() {
+		p.answered(rec, cw, rec.Status)
+	}
+	p.countError(rec)
+}
+
+// countRotations counts the moves of a request to another key, as soon as
+// its answer arrived.
+func (p *Proxy) countRotations(n int) {
+	if n > 0 {
+		p.stats.rotated.Add(int64(n))
+		p.metrics.rotations.Add(float64(n))
+	}
+}
+
+// countingWriter counts the body bytes written to the client and calls
+// onAnswer when the status goes out. Unwrap lets http.ResponseController
+// reach the connection's Flush.
 type countingWriter struct {
 	http.ResponseWriter
-	n     *atomic.Int64
-	start time.Time
-	first time.Time
+	n        *atomic.Int64
+	start    time.Time
+	first    time.Time // when the status went out
+	onAnswer func(status int)
 }
 
 func (c *countingWriter) Write(b []byte) (int, error) {
 	if c.first.IsZero() {
-		c.first = time.Now()
+		c.WriteHeader(http.StatusOK)
 	}
 	n, err := c.ResponseWriter.Write(b)
 	c.n.Add(int64(n))
@@ -172,7 +196,12 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 
 func (c *countingWriter) WriteHeader(code int) {
 	if c.first.IsZero() && code >= 200 {
-		c.first = time.Now() // an answer without a body is first seen here
+		c.first = time.Now()
+		c.ResponseWriter.WriteHeader(code)
+		if c.onAnswer != nil {
+			c.onAnswer(code)
+		}
+		return
 	}
 	c.ResponseWriter.WriteHeader(code)
 }

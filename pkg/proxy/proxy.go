@@ -205,9 +205,10 @@ func New(opts Options) *Proxy {
 
 // ServeHTTP routes a request, checks the client key and forwards it.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	cw := &countingWriter{ResponseWriter: w, n: &p.stats.bytesOut, start: time.Now()}
-	w = cw
 	rec := &record{Time: p.opts.Now(), Method: r.Method, Path: r.URL.Path, Query: maskString(r.URL.RawQuery)}
+	cw := &countingWriter{ResponseWriter: w, n: &p.stats.bytesOut, start: time.Now()}
+	cw.onAnswer = func(status int) { p.answered(rec, cw, status) }
+	w = cw
 	defer func() {
 		rec.Latency = p.opts.Now().Sub(rec.Time)
 		if rec.Key == "" && p.opts.KeyLabel != nil && rec.Status < 400 && rec.upstream {
@@ -215,7 +216,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		p.log(rec)
 		p.record(r, rec)
-		p.observe(rec, cw)
+		p.finished(rec, cw)
 	}()
 
 	if p.guard(w, r, rec) {
