@@ -61,7 +61,7 @@ what pi sends when logged in) is accepted too, and replaced like any client
 credential. Only Host names of this machine (localhost, 127.0.0.1, [::1], the
 listen address) are served, and no web page (Origin header) unless
 --allow-origin names it. A request that already went through a piauth proxy
-gets 508 (PIAUTH_BASE_URL must not lead back to a proxy). At most 64 requests
+gets 508 (PIAUTH_BASE_URL must not lead back to a proxy). At most 256 requests
 run at once (then 529), holding at most 256 MiB of request bodies; an upstream
 SSE event over 16 MiB cuts the stream with an error event. On SIGINT or SIGTERM
 the proxy stops accepting and lets open streams finish (up to 30s).

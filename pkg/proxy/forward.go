@@ -20,6 +20,10 @@ import (
 // maxErrorBody caps an upstream error answer passed to the client.
 const maxErrorBody = 1 << 20
 
+// streamBufSize is the buffer events are gathered in before a flush: held
+// by every open stream, so small (a larger event is written through).
+const streamBufSize = 4 << 10
+
 // keepRequestHeader reports whether a client request header goes upstream.
 // Credentials, hop-by-hop and all other headers are dropped; the transport
 // adds its own credentials and merges anthropic-beta with the OAuth betas.
@@ -210,8 +214,10 @@ func (p *Proxy) passStream(w http.ResponseWriter, r *http.Request, resp *http.Re
 	rec.Status, rec.Stream = resp.StatusCode, true
 
 	rc := http.NewResponseController(w)
-	out := bufio.NewWriterSize(w, 32<<10)
-	body := &flushingReader{r: &eventLimitReader{r: resp.Body, max: p.opts.MaxEventBytes}, flush: func() error {
+	out := bufio.NewWriterSize(w, streamBufSize)
+	// The decoder bounds each event itself (SetMaxEvent): no second pass
+	// over the bytes.
+	body := &flushingReader{r: resp.Body, flush: func() error {
 		if err := out.Flush(); err != nil {
 			return err
 		}
@@ -220,6 +226,7 @@ func (p *Proxy) passStream(w http.ResponseWriter, r *http.Request, resp *http.Re
 	prefix := []byte(stream.ToolPrefix)
 	stopped := false
 	dec := stream.NewDecoder(body)
+	dec.SetMaxEvent(p.opts.MaxEventBytes)
 	for dec.Next() {
 		ev := dec.Event()
 		data := ev.Data
@@ -243,7 +250,7 @@ func (p *Proxy) passStream(w http.ResponseWriter, r *http.Request, resp *http.Re
 	case body.clientErr != nil || err != nil && r.Context().Err() != nil:
 		rec.Error = "client_closed"
 		return
-	case errors.Is(err, ErrEventTooLarge):
+	case errors.Is(err, ErrEventTooLarge), errors.Is(err, stream.ErrEventTooLarge):
 		rec.Error = "event_too_large"
 		writeEvent(out, "error", errorJSON("api_error", "piauth proxy: an upstream event exceeds "+
 			mib(int64(p.opts.MaxEventBytes))+", the proxy's limit; the stream was cut"))
