@@ -60,6 +60,8 @@ __piauth_value() {
     'proxy/--addr') echo 'any' ;;
     'proxy/--switch-at') echo 'any' ;;
     'proxy/--allow-origin') echo 'any' ;;
+    'proxy/--max-retry-after') echo 'any' ;;
+    'proxy/--wait-for-key') echo 'any' ;;
     'proxy install/--binary') echo 'file' ;;
     'proxy install/--port') echo 'any' ;;
     'proxy install/--addr') echo 'any' ;;
@@ -107,7 +109,7 @@ __piauth_flags() {
     'key sync') echo '--help -h' ;;
     'key restore') echo '--help -h' ;;
     'chat') echo '--stream --model -m --system -s --max-tokens --thinking --tools --json --show-thinking --interactive -i --wait --switch-at --help -h' ;;
-    'proxy') echo '--addr --no-auth --show-key --json-log --switch-at --allow-origin --help -h' ;;
+    'proxy') echo '--addr --no-auth --show-key --json-log --switch-at --allow-origin --max-retry-after --wait-for-key --help -h' ;;
     'proxy install') echo '--dry-run --binary --port --addr --switch-at --max-retry-after --wait-for-key --json-log --allow-origin --help -h' ;;
     'proxy uninstall') echo '--help -h' ;;
     'proxy status') echo '--json --help -h' ;;

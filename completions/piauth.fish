@@ -74,7 +74,7 @@ end
 # __piauth_takes_value PATH FLAG: succeeds when FLAG takes a value.
 function __piauth_takes_value
     switch "$argv[1]/$argv[2]"
-        case '/--dir' '/--keyring' '/--timeout' 'login/--port' 'login/--label' 'login/--authorize-url' 'login/--token-url' 'key add/--label' 'chat/--model' 'chat/-m' 'chat/--system' 'chat/-s' 'chat/--max-tokens' 'chat/--thinking' 'chat/--tools' 'chat/--switch-at' 'proxy/--addr' 'proxy/--switch-at' 'proxy/--allow-origin' 'proxy install/--binary' 'proxy install/--port' 'proxy install/--addr' 'proxy install/--switch-at' 'proxy install/--max-retry-after' 'proxy install/--wait-for-key' 'proxy install/--allow-origin' 'usage report/--since' 'usage report/--until' 'usage report/--by' 'emulator/--addr' 'emulator/--scenario' 'emulator/--expires-in'
+        case '/--dir' '/--keyring' '/--timeout' 'login/--port' 'login/--label' 'login/--authorize-url' 'login/--token-url' 'key add/--label' 'chat/--model' 'chat/-m' 'chat/--system' 'chat/-s' 'chat/--max-tokens' 'chat/--thinking' 'chat/--tools' 'chat/--switch-at' 'proxy/--addr' 'proxy/--switch-at' 'proxy/--allow-origin' 'proxy/--max-retry-after' 'proxy/--wait-for-key' 'proxy install/--binary' 'proxy install/--port' 'proxy install/--addr' 'proxy install/--switch-at' 'proxy install/--max-retry-after' 'proxy install/--wait-for-key' 'proxy install/--allow-origin' 'usage report/--since' 'usage report/--until' 'usage report/--by' 'emulator/--addr' 'emulator/--scenario' 'emulator/--expires-in'
             return 0
     end
     return 1
@@ -225,6 +225,8 @@ complete -c piauth -n '__piauth_at \'proxy\'' -l show-key -d 'print the proxy ke
 complete -c piauth -n '__piauth_at \'proxy\'' -l json-log -d 'log one NDJSON object per request on stderr'
 complete -c piauth -n '__piauth_at \'proxy\'' -l switch-at -x -d 'start new requests on the key with the most headroom once the active key reports PERCENT used (1-100) [$PIAUTH_SWITCH_AT]'
 complete -c piauth -n '__piauth_at \'proxy\'' -l allow-origin -x -d 'serve browser requests from ORIGIN (scheme://host[:port]; repeatable); any other Origin gets 403'
+complete -c piauth -n '__piauth_at \'proxy\'' -l max-retry-after -x -d 'cap the retry-after sent to clients at DURATION (SDKs sleep as long as it says)'
+complete -c piauth -n '__piauth_at \'proxy\'' -l wait-for-key -x -d 'when every key is cooling, hold a request until one frees if that is within DURATION (0: answer 429 at once)'
 complete -c piauth -n '__piauth_at \'proxy\'' -s h -l help -d 'show help'
 
 # piauth proxy install

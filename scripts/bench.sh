@@ -39,8 +39,17 @@
 #                         pool in Redis on loopback − with key-rotation.json: the median over runs
 #                         of the per-run difference of p50s (BenchmarkStoreRequest, pkg/redisstore;
 #                         it starts its own redis-server, NA without one)
+#   proxy_vs_reverseproxy_ratio  throughput through the proxy ÷ through httputil.ReverseProxy (the floor
+#                         for a Go proxy that does nothing), 200 concurrent streams × 2,000 deltas from
+#                         the emulator as fast as it sends, the three ways taking turns within each op
+#                         (BenchmarkProxyLoad rp/proxy: ReverseProxy time ÷ proxy time; median of runs)
+#   proxy_p99_ttfb_added_ms  p99 time to first event through the proxy − direct, 200 concurrent streams
+#                         paced at 20 events/s each (BenchmarkProxyTTFB added-p99-ms; median of runs)
+#   proxy_kb_per_stream   RSS of a real `piauth proxy` with 200 streams held open mid-way − idle, per
+#                         stream (BenchmarkProxyHeldStreams in cmd/piauth, median)
 #
-# Knobs (environment): BENCH_COUNT (`go test -count 1` runs per Go benchmark, default 5),
+# Knobs (environment): BENCH_COUNT (`go test -count 1` runs per Go benchmark, default 5;
+# the proxy load benchmarks, a minute each, run BENCH_LOAD_COUNT times, default 3),
 # BENCH_RUNS (timed runs of each CLI command, default 9, at least 5), BENCH_NO_GNU_TIME=1
 # (peak RSS by polling /proc/PID/status VmHWM even when /usr/bin/time exists).
 set -euo pipefail
@@ -454,6 +463,49 @@ if command -v redis-server >/dev/null && run_bench "$RS_OUT" ./pkg/redisstore/ '
 else
 	log "BenchmarkStoreRequest did not run (redis-server missing?):"; tail -20 "$RS_OUT" >&2 2>/dev/null || true
 	na redis_store_added_ms "goal <= 1"
+fi
+
+# ---------------------------------------------------------------------------
+# 6. The proxy under load: 200 concurrent streams of 2,000 deltas through the
+# proxy, through httputil.ReverseProxy and direct (pkg/proxy), and the memory an
+# open stream costs a real `piauth proxy` process (cmd/piauth). Each sub-benchmark
+# runs one untimed op first (a proxy is long-lived: its connections are open).
+LOAD_COUNT=${BENCH_LOAD_COUNT:-3}
+# load_bench OUT PKG REGEX OPS — LOAD_COUNT runs of OPS ops each, "#run K" between them.
+load_bench() {
+	local out=$1 pkg=$2 re=$3 ops=$4 k
+	: >"$out"
+	for k in $(seq "$LOAD_COUNT"); do
+		printf '#run %s\n' "$k" >>"$out"
+		go test -run '^$' -bench "$re" -benchtime "${ops}x" -count 1 -timeout 30m "$pkg" >>"$out" 2>&1 || return 1
+	done
+}
+log "proxy load: 200 streams × 2,000 deltas, direct / ReverseProxy / proxy in turn ($LOAD_COUNT runs)…"
+LOAD_OUT=$WORK/proxyload.bench
+if load_bench "$LOAD_OUT" ./pkg/proxy/ '^BenchmarkProxyLoad$' 3 &&
+	v=$(bench_median BenchmarkProxyLoad rp/proxy "$LOAD_OUT" | awk '{ printf "%.3f", $1 }') && [[ -n $v ]]; then
+	result proxy_vs_reverseproxy_ratio "$v" "goal >= 0.9 (s per 200 streams: direct $(bench_median BenchmarkProxyLoad direct-s "$LOAD_OUT"), ReverseProxy $(bench_median BenchmarkProxyLoad reverseproxy-s "$LOAD_OUT"), proxy $(bench_median BenchmarkProxyLoad proxy-s "$LOAD_OUT"))"
+else
+	log "BenchmarkProxyLoad did not run:"; tail -20 "$LOAD_OUT" >&2
+	na proxy_vs_reverseproxy_ratio "goal >= 0.9"
+fi
+log "proxy time to first event, 200 paced streams ($LOAD_COUNT runs)…"
+TTFB_OUT=$WORK/proxyttfb.bench
+if load_bench "$TTFB_OUT" ./pkg/proxy/ '^BenchmarkProxyTTFB$' 2 &&
+	v=$(bench_median BenchmarkProxyTTFB added-p99-ms "$TTFB_OUT" | awk '{ printf "%.2f", $1 }') && [[ -n $v ]]; then
+	result proxy_p99_ttfb_added_ms "$v" "goal <= 2 (p99 ms: direct $(bench_median BenchmarkProxyTTFB direct-p99-ms "$TTFB_OUT"), ReverseProxy $(bench_median BenchmarkProxyTTFB reverseproxy-p99-ms "$TTFB_OUT"), proxy $(bench_median BenchmarkProxyTTFB proxy-p99-ms "$TTFB_OUT"))"
+else
+	log "BenchmarkProxyTTFB did not run:"; tail -20 "$TTFB_OUT" >&2
+	na proxy_p99_ttfb_added_ms "goal <= 2"
+fi
+log "piauth proxy RSS with 200 streams held open ($LOAD_COUNT runs)…"
+HELD_OUT=$WORK/proxyheld.bench
+if load_bench "$HELD_OUT" ./cmd/piauth/ '^BenchmarkProxyHeldStreams$' 1 &&
+	v=$(bench_median BenchmarkProxyHeldStreams KB/stream "$HELD_OUT" | awk '{ printf "%.1f", $1 }') && [[ -n $v ]]; then
+	result proxy_kb_per_stream "$v" "goal <= 64 (idle $(bench_median BenchmarkProxyHeldStreams idle-KB "$HELD_OUT") KB)"
+else
+	log "BenchmarkProxyHeldStreams did not run:"; tail -20 "$HELD_OUT" >&2
+	na proxy_kb_per_stream "goal <= 64"
 fi
 
 # ---------------------------------------------------------------------------

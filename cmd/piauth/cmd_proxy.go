@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/piauth/piauth/pkg/proxy"
 	"github.com/piauth/piauth/pkg/rotate"
+	"github.com/piauth/piauth/pkg/stream"
 )
 
 // proxyOptions are the inputs of `piauth proxy`.
@@ -34,6 +36,13 @@ type proxyOptions struct {
 	KeyCmd string
 	// Ledger opens the request ledger (Factory.Ledger; nil: none).
 	Ledger func(ctx context.Context) *ledgerSink
+	// MaxRetryAfter caps the retry-after sent to clients (--max-retry-after).
+	MaxRetryAfter time.Duration
+	// WaitForKey holds a request while every key cools down when the first
+	// frees within it (--wait-for-key; 0: answer 429 at once).
+	WaitForKey time.Duration
+	// Version is reported by /_piauth/status.
+	Version string
 }
 
 func newProxyCmd(f *Factory) *cli.Command {
@@ -52,10 +61,21 @@ what pi sends when logged in) is accepted too, and replaced like any client
 credential. Only Host names of this machine (localhost, 127.0.0.1, [::1], the
 listen address) are served, and no web page (Origin header) unless
 --allow-origin names it. A request that already went through a piauth proxy
-gets 508 (PIAUTH_BASE_URL must not lead back to a proxy). At most 64 requests
+gets 508 (PIAUTH_BASE_URL must not lead back to a proxy). At most 256 requests
 run at once (then 529), holding at most 256 MiB of request bodies; an upstream
 SSE event over 16 MiB cuts the stream with an error event. On SIGINT or SIGTERM
-the proxy stops accepting and lets open streams finish (up to 30s).`,
+the proxy stops accepting and lets open streams finish (up to 30s).
+
+It also answers what Claude Code calls besides Messages: HEAD / and /api/hello
+(200), POST /api/event_logging/batch (200, dropped, never forwarded) and GET
+/v1/models (the API's list merged with piauth's table, or the table alone).
+gzip request bodies are decoded. Requests with the same X-Claude-Code-Session-Id
+(else metadata.user_id) stay on the key they started on while it is usable.
+When every key is cooling the client gets 429 with the last rate-limit headers
+and a retry-after of at most --max-retry-after; --wait-for-key holds the
+request instead when a key frees sooner. GET /_piauth/status (proxy key
+required) reports counters and key states as JSON; GET /metrics serves them to
+Prometheus without a key.`,
 		Subcommands: proxyServiceCommands(f),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: proxy.DefaultAddr, Usage: "listen `ADDRESS`; a non-loopback host exposes your subscription to the network"},
@@ -64,6 +84,8 @@ the proxy stops accepting and lets open streams finish (up to 30s).`,
 			&cli.BoolFlag{Name: "json-log", Usage: "log one NDJSON object per request on stderr"},
 			&cli.Float64Flag{Name: "switch-at", Usage: "start new requests on the key with the most headroom once the active key reports `PERCENT` used (1-100) [$PIAUTH_SWITCH_AT]"},
 			&cli.StringSliceFlag{Name: "allow-origin", Usage: "serve browser requests from `ORIGIN` (scheme://host[:port]; repeatable); any other Origin gets 403"},
+			&cli.DurationFlag{Name: "max-retry-after", Value: proxy.DefaultMaxRetryAfter, Usage: "cap the retry-after sent to clients at `DURATION` (SDKs sleep as long as it says)"},
+			&cli.DurationFlag{Name: "wait-for-key", Usage: "when every key is cooling, hold a request until one frees if that is within `DURATION` (0: answer 429 at once)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
@@ -73,7 +95,7 @@ the proxy stops accepting and lets open streams finish (up to 30s).`,
 				IO:    f.IO,
 				Store: f.Store,
 				Client: func(ctx context.Context) (*messagesClient, error) {
-					return f.MessagesClient(ctx, messagesOptions{SwitchAt: c.Float64("switch-at")})
+					return f.MessagesClient(ctx, messagesOptions{SwitchAt: c.Float64("switch-at"), Wait: c.Duration("wait-for-key") > 0})
 				},
 				Warnf:        f.warnf,
 				Now:          f.Now,
@@ -84,6 +106,10 @@ the proxy stops accepting and lets open streams finish (up to 30s).`,
 				AllowOrigins: c.StringSlice("allow-origin"),
 				KeyCmd:       showKeyCmd(c.String("dir")),
 				Ledger:       f.Ledger,
+
+				MaxRetryAfter: c.Duration("max-retry-after"),
+				WaitForKey:    c.Duration("wait-for-key"),
+				Version:       appVersion(),
 			})
 		},
 	}
@@ -113,13 +139,15 @@ func proxyRun(ctx context.Context, opts *proxyOptions) error {
 			return usagef("--allow-origin %q: want scheme://host[:port] (e.g. http://localhost:3000) or null", o)
 		}
 	}
+	if opts.MaxRetryAfter < time.Second {
+		return usagef("--max-retry-after %s: want at least 1s", opts.MaxRetryAfter)
+	}
+	if opts.WaitForKey < 0 {
+		return usagef("--wait-for-key %s: want a duration of 0 or more", opts.WaitForKey)
+	}
 	mc, err := opts.Client(ctx)
 	if err != nil {
 		return err
-	}
-	if rt, ok := mc.HTTP.Transport.(*rotate.Transport); ok {
-		// Bound the events rotation peeks at before the first content too.
-		rt.Base = proxy.LimitEventStreams(rt.Base, 0)
 	}
 	if !proxy.IsLoopback(opts.Addr) {
 		opts.Warnf("listening on %s, beyond this machine: anyone who can reach it and has the proxy key spends your subscription", opts.Addr)
@@ -150,20 +178,52 @@ func proxyRun(ctx context.Context, opts *proxyOptions) error {
 	if host != "" && net.ParseIP(host) == nil {
 		hosts = append(hosts, host) // --addr myhost.lan:8787: clients send that name
 	}
-	p := proxy.New(proxy.Options{
-		Client:       mc.HTTP,
-		Upstream:     mc.BaseURL,
-		ClientKey:    clientKey,
-		AcceptKey:    loginCredential(store, opts.Now),
-		Log:          opts.IO.ErrOut,
-		JSONLog:      opts.JSONLog,
-		Now:          opts.Now,
-		KeyLabel:     mc.KeyLabel,
-		Hosts:        hosts,
-		AllowOrigins: opts.AllowOrigins,
-		Ledger:       led.Async(),
-	})
+	po := proxy.Options{
+		Client:        mc.HTTP,
+		Upstream:      mc.BaseURL,
+		ClientKey:     clientKey,
+		AcceptKey:     loginCredential(store, opts.Now),
+		Log:           opts.IO.ErrOut,
+		JSONLog:       opts.JSONLog,
+		Now:           opts.Now,
+		KeyLabel:      mc.KeyLabel,
+		Hosts:         hosts,
+		AllowOrigins:  opts.AllowOrigins,
+		Ledger:        led.Async(),
+		MaxRetryAfter: opts.MaxRetryAfter,
+		Pool:          store.Pool,
+		Version:       opts.Version,
+	}
+	rt, _ := mc.HTTP.Transport.(*rotate.Transport)
+	if rt != nil {
+		po.Service, po.ListModels = rt.Service, listModels(rt, mc.BaseURL)
+	}
+	p := proxy.New(po)
+	if rt != nil {
+		// Bound the events rotation peeks at before the first content too,
+		// and let the proxy see each attempt (rate-limit headers per key,
+		// upstream latency, rotations).
+		rt.Base = p.Watch(proxy.LimitEventStreams(rt.Base, 0))
+		rt.MaxWait = opts.WaitForKey
+	}
 	return p.ServeListener(ctx, ln)
+}
+
+// listModels asks GET /v1/models with the credential a request would use
+// now, without rotating or marking any key (as `piauth models` does: a
+// refusal of /v1/models says nothing about a key).
+func listModels(rt *rotate.Transport, baseURL string) func(context.Context) ([]stream.APIModel, error) {
+	svc, hc := rt.Service, &http.Client{Transport: rt.Base}
+	if svc == nil {
+		svc = stream.Builtin()
+	}
+	return func(ctx context.Context) ([]stream.APIModel, error) {
+		cred, _, err := rt.Source.Token(ctx, false)
+		if err != nil {
+			return nil, err
+		}
+		return svc.ListModels(ctx, hc, baseURL, cred.Token)
+	}
 }
 
 // showKeyCmd is the command printing the proxy key of the agent dir given

@@ -13,11 +13,16 @@ import (
 
 	"github.com/piauth/piauth/internal/secret"
 	"github.com/piauth/piauth/pkg/keystore"
+	"github.com/piauth/piauth/pkg/rotate"
 	"github.com/piauth/piauth/pkg/stream"
 )
 
 // maxErrorBody caps an upstream error answer passed to the client.
 const maxErrorBody = 1 << 20
+
+// streamBufSize is the buffer events are gathered in before a flush: held
+// by every open stream, so small (a larger event is written through).
+const streamBufSize = 4 << 10
 
 // keepRequestHeader reports whether a client request header goes upstream.
 // Credentials, hop-by-hop and all other headers are dropped; the transport
@@ -53,9 +58,21 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rec *record) {
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
 	}
+	// A session stays on the key it is on while that key is usable
+	// (rotate.Pin); a new one starts where any new request would.
+	ctx := r.Context()
+	sid := sessionID(r, body.data)
+	var pin *rotate.Pin
+	if sid != "" {
+		rec.Session = shortSession(sid)
+		pin = &rotate.Pin{Key: p.sessions.key(sid, p.opts.Now())}
+		ctx = rotate.WithPin(ctx, pin)
+	}
+	tr := &trail{}
+	ctx = withTrail(ctx, tr)
 	// The body is a bytes.Reader, so GetBody is set: a rotating transport
 	// replays it for each key.
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, target, bytes.NewReader(body.data))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body.data))
 	if err != nil {
 		p.fail(w, rec, http.StatusBadGateway, "api_error", "piauth proxy: build upstream request: "+err.Error())
 		return
@@ -69,6 +86,12 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rec *record) {
 		req.Header.Set(HopHeader, "1")
 	}
 	resp, err := p.opts.Client.Do(req)
+	p.countRotations(tr.rotations())
+	if pin != nil {
+		if fp, _, _ := pin.Used(); fp != "" {
+			p.sessions.set(sid, fp, p.opts.Now())
+		}
+	}
 	if err != nil {
 		p.transportFailed(w, r, rec, err)
 		return
@@ -81,6 +104,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rec *record) {
 			w.Header()[name] = vs
 		}
 	}
+	p.capRetryAfter(w.Header())
 	var tools *stream.ToolNames
 	toolNames := func() *stream.ToolNames { // parsed only when a mapped name shows up
 		if tools == nil {
@@ -120,6 +144,7 @@ func upstreamKey(req *http.Request) (masked, fingerprint string) {
 func (p *Proxy) passError(w http.ResponseWriter, resp *http.Response, rec *record) {
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	rec.Status, rec.Error = resp.StatusCode, errorType(data)
+	p.countError(rec)
 	if err != nil && len(data) == 0 {
 		data = errorJSON(rec.Error, "piauth proxy: read upstream error: "+err.Error())
 	}
@@ -189,8 +214,10 @@ func (p *Proxy) passStream(w http.ResponseWriter, r *http.Request, resp *http.Re
 	rec.Status, rec.Stream = resp.StatusCode, true
 
 	rc := http.NewResponseController(w)
-	out := bufio.NewWriterSize(w, 32<<10)
-	body := &flushingReader{r: &eventLimitReader{r: resp.Body, max: p.opts.MaxEventBytes}, flush: func() error {
+	out := bufio.NewWriterSize(w, streamBufSize)
+	// The decoder bounds each event itself (SetMaxEvent): no second pass
+	// over the bytes.
+	body := &flushingReader{r: resp.Body, flush: func() error {
 		if err := out.Flush(); err != nil {
 			return err
 		}
@@ -199,6 +226,7 @@ func (p *Proxy) passStream(w http.ResponseWriter, r *http.Request, resp *http.Re
 	prefix := []byte(stream.ToolPrefix)
 	stopped := false
 	dec := stream.NewDecoder(body)
+	dec.SetMaxEvent(p.opts.MaxEventBytes)
 	for dec.Next() {
 		ev := dec.Event()
 		data := ev.Data
@@ -222,7 +250,7 @@ func (p *Proxy) passStream(w http.ResponseWriter, r *http.Request, resp *http.Re
 	case body.clientErr != nil || err != nil && r.Context().Err() != nil:
 		rec.Error = "client_closed"
 		return
-	case errors.Is(err, ErrEventTooLarge):
+	case errors.Is(err, ErrEventTooLarge), errors.Is(err, stream.ErrEventTooLarge):
 		rec.Error = "event_too_large"
 		writeEvent(out, "error", errorJSON("api_error", "piauth proxy: an upstream event exceeds "+
 			mib(int64(p.opts.MaxEventBytes))+", the proxy's limit; the stream was cut"))
@@ -283,69 +311,3 @@ func maskAll(data []byte) []byte {
 
 // maskString is maskAll for a message.
 func maskString(s string) string { return secret.MaskAll(s) }
-
-// clientBody is a request body read whole, holding its share of the body
-// budget until release.
-type clientBody struct {
-	data []byte
-	br   *budgetReader
-}
-
-func (b *clientBody) release() { b.br.release() }
-
-// readBody reads the client's body within Options.MaxBodyBytes (413
-// beyond) and the shared body budget (529 when spent). ok is false when it
-// answered.
-func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request, rec *record) (body *clientBody, ok bool) {
-	limit := p.opts.MaxBodyBytes
-	if r.ContentLength > limit {
-		p.fail(w, rec, http.StatusRequestEntityTooLarge, "request_too_large",
-			"Request exceeds the maximum allowed number of bytes ("+strconv.FormatInt(limit, 10)+").")
-		return nil, false
-	}
-	br := &budgetReader{r: http.MaxBytesReader(w, r.Body, limit), sem: p.bodies}
-	if r.ContentLength > 0 {
-		if !p.bodies.TryAcquire(r.ContentLength) {
-			p.busy(w, rec, "request bodies in flight fill the proxy's "+mib(p.opts.MaxBodyBytesInFlight))
-			return nil, false
-		}
-		br.held = r.ContentLength
-	}
-	buf := make([]byte, 0, max(r.ContentLength, 512)+1)
-	data, err := readAllInto(buf, br)
-	if err == nil {
-		return &clientBody{data: data, br: br}, true
-	}
-	br.release()
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		p.fail(w, rec, http.StatusRequestEntityTooLarge, "request_too_large",
-			"Request exceeds the maximum allowed number of bytes ("+strconv.FormatInt(tooBig.Limit, 10)+").")
-	case errors.Is(err, errBodyBudget):
-		p.busy(w, rec, "request bodies in flight fill the proxy's "+mib(p.opts.MaxBodyBytesInFlight))
-	case r.Context().Err() != nil:
-		rec.Status, rec.Error = statusClientClosed, "client_closed"
-	default:
-		p.fail(w, rec, http.StatusBadRequest, "invalid_request_error", "read request body: "+err.Error())
-	}
-	return nil, false
-}
-
-// readAllInto is io.ReadAll appending to buf (sized from Content-Length,
-// so a body of known length is read without regrowing).
-func readAllInto(buf []byte, r io.Reader) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
-}

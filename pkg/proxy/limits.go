@@ -17,7 +17,9 @@ import (
 const (
 	// DefaultMaxInFlight caps the requests forwarded at once; one more gets
 	// 529 overloaded_error with retry-after: 1 (SDKs and Claude Code retry it).
-	DefaultMaxInFlight = 64
+	// An open stream costs the proxy some tens of KB (proxy_kb_per_stream in
+	// scripts/bench.sh), so 256 of them stay far below the body budget.
+	DefaultMaxInFlight = 256
 	// DefaultMaxBodyBytesInFlight caps the client request bytes held at
 	// once by all requests together (bodies are kept whole so that rotation
 	// can resend them); a request that would pass it gets 529 as well.

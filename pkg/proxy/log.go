@@ -14,12 +14,17 @@ type record struct {
 	Time    time.Time
 	Method  string
 	Path    string
+	Query   string // the raw query ("beta=true"), masked
+	Session string // the session's short id ("" when none)
 	Key     string // masked upstream key, else the pool label
 	Status  int
 	Latency time.Duration
 	Stream  bool
 	In, Out int64  // input/output tokens
 	Error   string // error type, client_closed or truncated; "" when fine
+
+	route        string // the route served, for /metrics ("other" when none)
+	errorCounted bool   // Error went into the metrics
 
 	ledgerFields // what only the ledger keeps (ledger.go)
 }
@@ -29,6 +34,8 @@ type logLine struct {
 	Time         string  `json:"time"`
 	Method       string  `json:"method"`
 	Path         string  `json:"path"`
+	Query        string  `json:"query,omitempty"`
+	Session      string  `json:"session,omitempty"`
 	Key          string  `json:"key,omitempty"`
 	Status       int     `json:"status"`
 	LatencyMS    float64 `json:"latency_ms"`
@@ -49,6 +56,8 @@ func (p *Proxy) log(rec *record) {
 			Time:         rec.Time.UTC().Format(time.RFC3339Nano),
 			Method:       rec.Method,
 			Path:         rec.Path,
+			Query:        rec.Query,
+			Session:      rec.Session,
 			Key:          rec.Key,
 			Status:       rec.Status,
 			LatencyMS:    float64(rec.Latency.Microseconds()) / 1000,
@@ -60,8 +69,15 @@ func (p *Proxy) log(rec *record) {
 		line = append(line, '\n')
 	} else {
 		var b strings.Builder
-		fmt.Fprintf(&b, "%s %s %q %d %s", rec.Time.UTC().Format("2006-01-02T15:04:05.000Z"), rec.Method, rec.Path,
+		target := rec.Path
+		if rec.Query != "" {
+			target += "?" + rec.Query
+		}
+		fmt.Fprintf(&b, "%s %s %q %d %s", rec.Time.UTC().Format("2006-01-02T15:04:05.000Z"), rec.Method, target,
 			rec.Status, rec.Latency.Round(time.Millisecond))
+		if rec.Session != "" {
+			fmt.Fprintf(&b, " session=%s", rec.Session)
+		}
 		if rec.Key != "" {
 			fmt.Fprintf(&b, " key=%s", rec.Key)
 		}

@@ -11,16 +11,21 @@
 package proxy
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/semaphore"
+
+	"github.com/piauth/piauth/pkg/keystore"
+	"github.com/piauth/piauth/pkg/stream"
 )
 
 const (
@@ -28,6 +33,9 @@ const (
 	DefaultAddr = "127.0.0.1:8787"
 	// DefaultMaxBodyBytes caps a client request body (413 beyond).
 	DefaultMaxBodyBytes = 32 << 20
+	// DefaultMaxRetryAfter caps the retry-after the proxy sends: SDKs obey
+	// it, and a subscription window can ask for hours.
+	DefaultMaxRetryAfter = 60 * time.Second
 	// DefaultShutdownTimeout bounds how long a shutdown waits for requests
 	// in flight to finish before cutting them.
 	DefaultShutdownTimeout = 30 * time.Second
@@ -37,6 +45,8 @@ const (
 const (
 	messagesPath    = "/v1/messages"
 	countTokensPath = "/v1/messages/count_tokens"
+	// MetricsPath serves the Prometheus metrics, without the proxy key.
+	MetricsPath = "/metrics"
 )
 
 // Options configures a Proxy.
@@ -89,6 +99,26 @@ type Options struct {
 	// Ledger, when set, is handed every Messages answer (and failure) that
 	// went upstream, once its log record is complete (ledger.go).
 	Ledger Ledger
+	// MaxRetryAfter caps every retry-after sent to clients, the proxy's own
+	// and upstream's (DefaultMaxRetryAfter when 0).
+	MaxRetryAfter time.Duration
+	// Pool, when set, reads the key pool: the key states of /_piauth/status
+	// and /metrics, and which key's rate-limit headers a 429 carries.
+	Pool func() (*keystore.Pool, error)
+	// ListModels, when set, asks the upstream's GET /v1/models with the
+	// proxy's credential (stream.Service.ListModels); GET /v1/models
+	// merges its answer with the built-in table, or serves the table alone
+	// when it fails.
+	ListModels func(ctx context.Context) ([]stream.APIModel, error)
+	// Service is the model table (stream.Builtin() when nil).
+	Service *stream.Service
+	// Version is piauth's version, reported by /_piauth/status.
+	Version string
+	// MaxSessions bounds the session table (DefaultMaxSessions when 0);
+	// SessionIdle forgets a session unused that long (DefaultSessionIdle
+	// when 0).
+	MaxSessions int
+	SessionIdle time.Duration
 }
 
 // Proxy is the http.Handler serving the proxied Messages API. Create it with
@@ -103,6 +133,14 @@ type Proxy struct {
 	inFlight  chan struct{}       // MaxInFlight slots
 	bodies    *semaphore.Weighted // MaxBodyBytesInFlight
 	addHop    bool                // send HopHeader upstream
+
+	started    time.Time // for uptime
+	listen     string    // http://HOST:PORT, set by ServeListener
+	sessions   *sessions
+	limits     limitMemory
+	stats      stats
+	metrics    *metrics
+	modelCache modelCache
 }
 
 // New returns a Proxy configured by opts.
@@ -132,6 +170,15 @@ func New(opts Options) *Proxy {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = DefaultMaxConns
 	}
+	if opts.MaxRetryAfter <= 0 {
+		opts.MaxRetryAfter = DefaultMaxRetryAfter
+	}
+	if opts.MaxSessions <= 0 {
+		opts.MaxSessions = DefaultMaxSessions
+	}
+	if opts.SessionIdle <= 0 {
+		opts.SessionIdle = DefaultSessionIdle
+	}
 	opts.Upstream = strings.TrimRight(opts.Upstream, "/")
 	p := &Proxy{
 		opts:     opts,
@@ -140,7 +187,10 @@ func New(opts Options) *Proxy {
 		inFlight: make(chan struct{}, opts.MaxInFlight),
 		bodies:   semaphore.NewWeighted(opts.MaxBodyBytesInFlight),
 		addHop:   !strings.EqualFold(opts.Upstream, OfficialAPI),
+		started:  opts.Now(),
+		sessions: newSessions(opts.MaxSessions, opts.SessionIdle),
 	}
+	p.metrics = newMetrics(p)
 	for _, h := range opts.Hosts {
 		p.hosts = append(p.hosts, hostName(h))
 	}
@@ -155,44 +205,64 @@ func New(opts Options) *Proxy {
 
 // ServeHTTP routes a request, checks the client key and forwards it.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rec := &record{Time: p.opts.Now(), Method: r.Method, Path: r.URL.Path}
+	rec := &record{Time: p.opts.Now(), Method: r.Method, Path: r.URL.Path, Query: maskString(r.URL.RawQuery)}
+	cw := &countingWriter{ResponseWriter: w, n: &p.stats.bytesOut, start: time.Now()}
+	cw.onAnswer = func(status int) { p.answered(rec, cw, status) }
+	w = cw
 	defer func() {
 		rec.Latency = p.opts.Now().Sub(rec.Time)
-		if rec.Key == "" && p.opts.KeyLabel != nil && rec.Status < 400 {
+		if rec.Key == "" && p.opts.KeyLabel != nil && rec.Status < 400 && rec.upstream {
 			rec.Key = p.opts.KeyLabel()
 		}
 		p.log(rec)
 		p.record(r, rec)
+		p.finished(rec, cw)
 	}()
 
 	if p.guard(w, r, rec) {
 		return
 	}
-	switch r.URL.Path {
-	case messagesPath, countTokensPath:
-	default:
+	rt, ok := routeOf(r.URL.Path)
+	if !ok {
 		p.fail(w, rec, http.StatusNotFound, "not_found_error", "Not found: "+r.URL.Path)
 		return
 	}
+	rec.route = rt.name
 	if p.preflight(w, r, rec) {
 		return
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
+	if !slices.Contains(rt.methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(rt.methods, ", "))
 		p.fail(w, rec, http.StatusMethodNotAllowed, "invalid_request_error",
-			"Method not allowed: "+r.Method+" "+r.URL.Path+" (use POST)")
+			"Method not allowed: "+r.Method+" "+r.URL.Path+" (use "+strings.Join(rt.methods, " or ")+")")
 		return
 	}
-	if msg := p.checkKey(r); msg != "" {
-		p.fail(w, rec, http.StatusUnauthorized, "authentication_error", msg)
-		return
+	if rt.key {
+		if msg := p.checkKey(r); msg != "" {
+			p.fail(w, rec, http.StatusUnauthorized, "authentication_error", msg)
+			return
+		}
 	}
-	if !p.acquire() {
-		p.busy(w, rec, strconv.Itoa(p.opts.MaxInFlight)+" requests in flight, the proxy's limit")
-		return
+	switch rt.name {
+	case routeHello:
+		p.hello(w, r, rec)
+	case routeEvents:
+		p.dropEvents(w, r, rec)
+	case routeMetrics:
+		rec.Status = http.StatusOK
+		p.metrics.handler().ServeHTTP(w, r)
+	case routeStatus:
+		p.serveStatus(w, rec)
+	case routeModels:
+		p.serveModels(w, r, rec)
+	default: // Messages, count_tokens
+		if !p.acquire() {
+			p.busy(w, rec, strconv.Itoa(p.opts.MaxInFlight)+" requests in flight, the proxy's limit")
+			return
+		}
+		defer p.releaseSlot()
+		p.forward(w, r, rec)
 	}
-	defer p.releaseSlot()
-	p.forward(w, r, rec)
 }
 
 // checkKey returns "" when the request may pass, else why not. The

@@ -71,7 +71,7 @@ func TestRoutes(t *testing.T) {
 		errType      string
 	}{
 		{http.MethodPost, "/v1/complete", 404, "not_found_error"},
-		{http.MethodGet, "/", 404, "not_found_error"},
+		{http.MethodGet, "/api/unknown", 404, "not_found_error"},
 		{http.MethodPost, "/v1/messages/batches", 404, "not_found_error"},
 		{http.MethodGet, "/v1/messages", 405, "invalid_request_error"},
 		{http.MethodPut, "/v1/messages/count_tokens", 405, "invalid_request_error"},

@@ -122,7 +122,7 @@ func TestRotationAllKeysLimited(t *testing.T) {
 
 	resp := post(t, e.proxy.URL, "/v1/messages", keyHeader(), messagesBody(t, true, nil))
 	require.Equal(t, 429, resp.StatusCode)
-	assert.Equal(t, strconv.Itoa(600), resp.Header.Get("Retry-After"), "emulator's retry-after")
+	assert.Equal(t, strconv.Itoa(60), resp.Header.Get("Retry-After"), "the emulator asked 600 s; DefaultMaxRetryAfter caps it")
 	apiErr := decodeError(t, resp)
 	assert.Equal(t, "rate_limit_error", apiErr.Error.Type)
 	assert.Contains(t, apiErr.Error.Message, "rate-limited")

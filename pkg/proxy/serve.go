@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 
 	"github.com/piauth/piauth/internal/serve"
 )
@@ -47,9 +48,11 @@ func (p *Proxy) Serve(ctx context.Context, addr string, stdout io.Writer) error 
 // wildcard address) and caps open connections at Options.MaxConns; call it
 // before the Proxy serves requests elsewhere.
 func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener) error {
+	p.listen = "http://" + ln.Addr().String()
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok {
 		if tcp.IP.IsUnspecified() {
 			p.anyIPHost = true
+			p.listen = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port)) // what a local client dials
 		} else {
 			p.hosts = append(p.hosts, hostName(tcp.IP.String()))
 		}

@@ -47,6 +47,10 @@ type Transport struct {
 	// Wait makes the transport sleep until the first cooldown ends when every
 	// key is cooling down, instead of failing with *AllLimitedError.
 	Wait bool
+	// MaxWait, with Wait, bounds the wait: the transport sleeps only when
+	// the first cooldown ends within MaxWait, else it fails with
+	// *AllLimitedError at once (0: no bound). The proxy's --wait-for-key.
+	MaxWait time.Duration
 	// OnKey, when set, is called after each successful answer with the
 	// 1-based index of the pool key that answered (0 for the login), the
 	// pool size and whether the request had to rotate.
@@ -122,7 +126,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	for round := 0; ; round++ {
 		resp, err := t.roundTrip(ctx, req)
 		var al *AllLimitedError
-		if !t.Wait || round >= maxWaitRounds || !errors.As(err, &al) {
+		if !t.Wait || round >= maxWaitRounds || !errors.As(err, &al) ||
+			t.MaxWait > 0 && al.FreeAt.Sub(t.Source.now()) > t.MaxWait {
 			return resp, err
 		}
 		if err := t.wait(ctx, al); err != nil {
