@@ -88,7 +88,7 @@ func (l spoolLine) entry() Entry {
 		Time: time.UnixMilli(l.Time), Fingerprint: l.Fingerprint, Label: l.Label, Model: l.Model,
 		Status: l.Status, ErrorType: l.ErrorType, Stream: l.Stream, Latency: time.Duration(l.LatencyUs) * time.Microsecond,
 		Tokens: Tokens{Input: l.Input, Output: l.Output, CacheWrite5m: l.Write5m, CacheWrite1h: l.Write1h, CacheRead: l.Read},
-		Cost: l.Cost, Priced: l.Priced, Client: l.Client, RequestID: l.RequestID,
+		Cost:   l.Cost, Priced: l.Priced, Client: l.Client, RequestID: l.RequestID,
 	}
 }
 

@@ -84,7 +84,7 @@ func TestImportAfterCrashAddsNothingTwice(t *testing.T) {
 	require.Equal(t, int64(5), totals(t, db).Requests)
 
 	require.NoError(t, os.WriteFile(path+importingSuffix, spooled, 0o600)) // the crashed import's file
-	_, err = Spool(path, entry(time.Now(), "fp", "m", 1, 1))             // and a new row
+	_, err = Spool(path, entry(time.Now(), "fp", "m", 1, 1))               // and a new row
 	require.NoError(t, err)
 	res, err := db.Import(context.Background())
 	require.NoError(t, err)
