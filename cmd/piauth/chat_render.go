@@ -40,6 +40,7 @@ func newRenderer(o *chatOptions) renderer {
 		live:     o.Stream,
 		thinking: o.ShowThinking || o.IO.ErrTTY,
 		dim:      o.IO.ErrScheme().Dim,
+		labelled: -1,
 	}
 	if o.Stream && !o.IO.OutTTY {
 		// A pipe or file gets whole lines: one write per line instead of one
@@ -66,6 +67,7 @@ type textRenderer struct {
 	dim              func(a ...any) string
 
 	outOpen, errOpen bool // the last line written to stdout / stderr is not ended
+	labelled         int  // index of the thinking block under the last "thinking:" label, -1 none
 
 	lines *bufio.Writer // line buffer in front of a non-terminal stdout, else nil
 }
@@ -89,7 +91,7 @@ func (r *textRenderer) Delta(d stream.Delta) error {
 	case len(d.Text) > 0:
 		return r.text(d.Text)
 	case len(d.Thinking) > 0 && r.thinking:
-		return r.think(d.Thinking)
+		return r.think(d.Index, d.Thinking)
 	case d.ToolUse != nil:
 		return r.toolUse(d.ToolUse)
 	}
@@ -104,7 +106,7 @@ func (r *textRenderer) Finish(msg *stream.Message, _ error) error {
 			switch b.Type {
 			case "thinking":
 				if r.thinking {
-					err = r.think([]byte(b.Thinking))
+					err = r.think(i, []byte(b.Thinking))
 				}
 			case "text":
 				err = r.text([]byte(b.Text))
@@ -141,12 +143,23 @@ func (r *textRenderer) text(p []byte) error {
 	return nil
 }
 
-func (r *textRenderer) think(p []byte) error {
+// think writes thinking on stderr, each block under a "thinking:" label
+// line, so that it reads apart from the answer without colour too.
+func (r *textRenderer) think(index int, p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
 	if err := r.endOut(); err != nil {
 		return err
+	}
+	if index != r.labelled {
+		if err := r.endErr(); err != nil {
+			return err
+		}
+		if _, err := io.WriteString(r.errOut, r.dim("thinking:")+"\n"); err != nil {
+			return err
+		}
+		r.labelled = index
 	}
 	if r.safeErr {
 		if p = termsafe.Strip(p); len(p) == 0 {

@@ -1,0 +1,464 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/piauth/piauth/pkg/convo"
+	"github.com/piauth/piauth/pkg/emulator"
+)
+
+// convoScenario scripts the replies of the conversation tests by token
+// substring.
+const convoScenario = `{
+  "reply": {"text": "Hello from the emulator.", "deltas": 4,
+            "usage": {"input_tokens": 1234, "output_tokens": 567, "cache_read_input_tokens": 2048}},
+  "tokens": [
+    {"contains": "thinker", "reply": {"thinking": "Weighing the options.", "text": "Answer after thought."}},
+    {"contains": "tooler", "reply": {"text": "Let me look.",
+      "tool_calls": [{"id": "toolu_weather1", "input": {"city": "Paris"}}, {"id": "toolu_weather2", "input": {"city": "Rome"}}]}},
+    {"contains": "maxed", "reply": {"text": "This answer is cut", "stop_reason": "max_tokens"}},
+    {"contains": "refuser", "reply": {"text": "I can", "stop_reason": "refusal"}},
+    {"contains": "pauser", "reply": {"text": "Searching…", "stop_reason": "pause_turn"}}
+  ]
+}`
+
+// convoEnv runs chat with a state dir, so that conversations are stored.
+type convoEnv struct {
+	*chatHarness
+	state  string
+	env    map[string]string
+	errTTY bool
+}
+
+func newConvoEnv(t *testing.T, token string) *convoEnv {
+	t.Helper()
+	h := newChatHarness(t, convoScenario)
+	if token != "" {
+		h.login(chatToken(token))
+	}
+	e := &convoEnv{chatHarness: h, state: t.TempDir()}
+	e.env = map[string]string{
+		"PIAUTH_BASE_URL":  h.srv.URL,
+		"PIAUTH_TOKEN_URL": h.srv.URL + "/v1/oauth/token",
+		"PIAUTH_STATE_DIR": e.state,
+	}
+	return e
+}
+
+// chat runs `piauth chat ARGS` in-process.
+func (e *convoEnv) chat(stdin string, args ...string) chatResult {
+	e.t.Helper()
+	f, bufs := newTestFactory(stdin, e.env)
+	f.IO.ErrTTY = e.errTTY
+	argv := append([]string{"piauth", "--dir", e.dir, "--keyring", "off", "chat"}, args...)
+	res := chatResult{code: run(context.Background(), f, argv), out: bufs.Out.String(), err: bufs.Err.String()}
+	for _, tok := range e.tokens {
+		assert.NotContains(e.t, res.out+res.err, tok, "a whole token was printed")
+	}
+	return res
+}
+
+// mustChat is chat that must exit 0.
+func (e *convoEnv) mustChat(stdin string, args ...string) chatResult {
+	e.t.Helper()
+	res := e.chat(stdin, args...)
+	require.Equal(e.t, 0, res.code, "stderr: %s", res.err)
+	return res
+}
+
+// stored opens the conversation store the runs wrote.
+func (e *convoEnv) stored() []convo.Conversation {
+	e.t.Helper()
+	db, err := convo.Open(context.Background(), filepath.Join(e.state, convo.FileName), convo.Options{})
+	require.NoError(e.t, err)
+	defer db.Close()
+	cs, err := db.List(context.Background(), 0)
+	require.NoError(e.t, err)
+	return cs
+}
+
+// bodies are the raw Messages request bodies, decoded.
+func (e *convoEnv) bodies() []map[string]json.RawMessage {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]map[string]json.RawMessage, len(e.chatHarness.bodies))
+	for i, b := range e.chatHarness.bodies {
+		require.NoError(e.t, json.Unmarshal(b, &out[i]))
+	}
+	return out
+}
+
+var listLine = regexp.MustCompile(`(?m)^([0-9a-z]{10})\s+\S.*\s+claude-sonnet-5-5\s+(\d+)\s+\$(\S+)\s+(.*)$`)
+
+func TestChatConversationContinue(t *testing.T) {
+	e := newConvoEnv(t, "plain")
+	e.mustChat("", "first", "question")
+	e.mustChat("", "-c", "second question")
+	reqs := e.requests()
+	require.Len(t, reqs, 2)
+	require.Len(t, reqs[1].Messages, 3, "the second request carries the first turn")
+	assert.Equal(t, reqs[0].Messages[0], reqs[1].Messages[0])
+	assert.Equal(t, "assistant", reqs[1].Messages[1].Role)
+	assert.JSONEq(t, `[{"type":"text","text":"Hello from the emulator."}]`, string(reqs[1].Messages[1].Content))
+	assert.JSONEq(t, `"second question"`, string(reqs[1].Messages[2].Content))
+
+	cs := e.stored()
+	require.Len(t, cs, 1)
+	id := cs[0].ID
+	assert.Equal(t, 2, cs[0].Turns)
+	assert.Equal(t, "first question", cs[0].Title)
+
+	// A new conversation, then --cid (a prefix) goes back to the first.
+	e.mustChat("", "another", "topic")
+	e.mustChat("", "--cid", strings.ToUpper(id[:6]), "third")
+	reqs = e.requests()
+	require.Len(t, reqs, 4)
+	require.Len(t, reqs[3].Messages, 5)
+	assert.JSONEq(t, `"third"`, string(reqs[3].Messages[4].Content))
+
+	t.Run("list", func(t *testing.T) {
+		res := e.mustChat("", "--list")
+		m := listLine.FindAllStringSubmatch(res.out, -1)
+		require.Len(t, m, 2, res.out)
+		assert.Equal(t, []string{id, "3", "0.0250", "first question"}, m[0][1:], "most recent first, cost of 3 turns")
+		assert.Equal(t, []string{"1", "another topic"}, []string{m[1][2], m[1][4]}, res.out)
+	})
+	t.Run("list json", func(t *testing.T) {
+		res := e.mustChat("", "--list", "--json")
+		var items []conversationItem
+		require.NoError(t, json.Unmarshal([]byte(res.out), &items))
+		require.Len(t, items, 2)
+		assert.Equal(t, id, items[0].ID)
+		assert.Equal(t, 3, items[0].Turns)
+		assert.InDelta(t, 3*0.0083428, items[0].CostUSD, 1e-9)
+		assert.Equal(t, "claude-sonnet-5-5", items[0].Model)
+		assert.Equal(t, emulator.Fingerprint(chatToken("plain")), items[0].Fingerprint)
+	})
+	t.Run("show", func(t *testing.T) {
+		res := e.mustChat("", "--show", id[:5])
+		assert.Contains(t, res.out, "conversation "+id+" · claude-sonnet-5-5 · 3 turns")
+		assert.Contains(t, res.out, "\n> first question\n\nHello from the emulator.\n\n> second question\n")
+	})
+	t.Run("show json", func(t *testing.T) {
+		res := e.mustChat("", "--show", id, "--json")
+		var show conversationShow
+		require.NoError(t, json.Unmarshal([]byte(res.out), &show))
+		require.Len(t, show.Messages, 6)
+		assert.JSONEq(t, string(show.Messages[0]), `{"role":"user","content":"first question"}`)
+		require.Len(t, show.TurnInfo, 3)
+		assert.Equal(t, "end_turn", show.TurnInfo[2].StopReason)
+	})
+	t.Run("errors", func(t *testing.T) {
+		for _, args := range [][]string{{"--show", "zzzzzzzz"}, {"--cid", "zzzzzzzz", "hi"}, {"--delete", "zzzzzzzz"},
+			{"-c", "--cid", id, "hi"}, {"--list", "--show", id}, {"--list", "-c"}} {
+			res := e.chat("", args...)
+			assert.Equal(t, exitUsage, res.code, "%v: %s", args, res.err)
+		}
+	})
+	t.Run("delete", func(t *testing.T) {
+		res := e.mustChat("", "--delete", id)
+		assert.Contains(t, res.err, "deleted conversation "+id)
+		cs := e.stored()
+		require.Len(t, cs, 1)
+		assert.NotEqual(t, id, cs[0].ID)
+	})
+}
+
+func TestChatConversationPinnedKey(t *testing.T) {
+	e := newConvoEnv(t, "")
+	keys := []string{chatToken("pool-one"), chatToken("pool-two")}
+	e.pool(0, keys...)
+	e.mustChat("", "hi")
+	e.pool(1, keys...) // another key is active now
+	res := e.mustChat("", "-c", "more")
+	assert.Contains(t, lastLine(res.err), "🔑 1/2", "the continued conversation stays on its key")
+	st := e.emu.Stats()
+	assert.Equal(t, int64(2), st.Tokens[emulator.Fingerprint(keys[0])])
+	assert.Zero(t, st.Tokens[emulator.Fingerprint(keys[1])])
+
+	e.mustChat("", "a new conversation")
+	assert.Equal(t, int64(1), e.emu.Stats().Tokens[emulator.Fingerprint(keys[1])], "a new one starts on the active key")
+	cs := e.stored()
+	require.Len(t, cs, 2)
+	assert.Equal(t, emulator.Fingerprint(keys[1]), cs[0].Fingerprint)
+	assert.Equal(t, emulator.Fingerprint(keys[0]), cs[1].Fingerprint)
+}
+
+func TestChatToolResultRoundTrip(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string // after -c; FILE is a file holding {"temp": 21}
+		code     int
+		wantErr  string
+		wantLast string // JSON of the user message's content
+	}{
+		{name: "results", args: []string{"--tool-result", `toolu_weather1={"temp": 19}`, "--tool-result", "toolu_weather2=@FILE"},
+			wantLast: `[{"type":"tool_result","tool_use_id":"toolu_weather1","content":"{\"temp\":19}"},
+				{"type":"tool_result","tool_use_id":"toolu_weather2","content":"{\"temp\":21}"}]`},
+		{name: "error and text", args: []string{"--tool-result", `toolu_weather1="sunny"`, "--tool-error", "toolu_weather2=no such city", "and now?"},
+			wantLast: `[{"type":"tool_result","tool_use_id":"toolu_weather1","content":"sunny"},
+				{"type":"tool_result","tool_use_id":"toolu_weather2","content":"no such city","is_error":true},
+				{"type":"text","text":"and now?"}]`},
+		{name: "content blocks", args: []string{"--tool-result", `toolu_weather1=[{"type":"text","text":"19°"}]`, "--tool-result", "toolu_weather2=21"},
+			wantLast: `[{"type":"tool_result","tool_use_id":"toolu_weather1","content":[{"type":"text","text":"19°"}]},
+				{"type":"tool_result","tool_use_id":"toolu_weather2","content":"21"}]`},
+		{name: "unknown id", args: []string{"--tool-result", "toolu_nope={}"}, code: exitUsage,
+			wantErr: `tool result for "toolu_nope": no such tool call waits; expected toolu_weather1, toolu_weather2`},
+		{name: "one missing", args: []string{"--tool-result", "toolu_weather1={}"}, code: exitUsage,
+			wantErr: "no result for tool call toolu_weather2"},
+		{name: "prompt without results", args: []string{"what now?"}, code: exitUsage,
+			wantErr: "waits for the results of tool calls toolu_weather1, toolu_weather2: give --tool-result"},
+		{name: "bad value", args: []string{"--tool-result", "toolu_weather1"}, code: exitUsage, wantErr: "want ID=JSON"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newConvoEnv(t, "tooler")
+			tools := e.writeFile("tools.json", weatherTools)
+			file := e.writeFile("result.json", `{"temp": 21}`+"\n")
+			res := e.mustChat("", "--tools", tools, "weather in Paris and Rome?")
+			assert.Contains(t, res.err, `tool_use get_weather {"city":"Paris"}`)
+			require.NoError(t, os.Remove(tools), "the tools are remembered with the conversation")
+			args := []string{"-c"}
+			for _, a := range tt.args {
+				args = append(args, strings.ReplaceAll(a, "FILE", file))
+			}
+			res = e.chat("", args...)
+			require.Equal(t, tt.code, res.code, res.err)
+			if tt.wantErr != "" {
+				assert.Contains(t, res.err, tt.wantErr)
+				assert.Len(t, e.requests(), 1, "nothing sent")
+				return
+			}
+			reqs := e.requests()
+			require.Len(t, reqs, 2)
+			msgs := reqs[1].Messages
+			require.Len(t, msgs, 3)
+			assert.Contains(t, string(msgs[1].Content), `"id":"toolu_weather1"`, "the tool calls are sent back")
+			assert.JSONEq(t, tt.wantLast, string(msgs[2].Content))
+			require.Len(t, reqs[1].Tools, 1)
+			assert.Equal(t, "mcp__piauth__get_weather", reqs[1].Tools[0].Name)
+			assert.Equal(t, 2, e.stored()[0].Turns)
+		})
+	}
+	t.Run("tool result needs a conversation", func(t *testing.T) {
+		e := newConvoEnv(t, "tooler")
+		res := e.chat("", "--tool-result", "a=b", "hi")
+		assert.Equal(t, exitUsage, res.code)
+		assert.Contains(t, res.err, "add -c")
+	})
+}
+
+func TestChatStopReasons(t *testing.T) {
+	tests := []struct {
+		name, token string
+		args        []string
+		code        int
+		wantErr     string
+	}{
+		{"max_tokens", "maxed", []string{"hi"}, exitTruncated,
+			"piauth: answer cut at max_tokens (4096); raise --max-tokens or continue with -c\n"},
+		{"max_tokens allowed", "maxed", []string{"--allow-truncated", "--max-tokens", "100", "hi"}, 0,
+			"piauth: answer cut at max_tokens (100); raise --max-tokens or continue with -c\n"},
+		{"max_tokens json", "maxed", []string{"--json", "hi"}, exitTruncated, "answer cut at max_tokens"},
+		{"refusal", "refuser", []string{"hi"}, 0, "piauth: the model declined to answer (stop_reason refusal)\n"},
+		{"pause_turn", "pauser", []string{"hi"}, 0, "piauth: the server paused this turn (stop_reason pause_turn)"},
+		{"end_turn", "plain", []string{"hi"}, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newConvoEnv(t, tt.token)
+			res := e.chat("", tt.args...)
+			require.Equal(t, tt.code, res.code, res.err)
+			if tt.wantErr == "" {
+				assert.NotContains(t, res.err, "piauth:")
+				return
+			}
+			assert.Contains(t, res.err, tt.wantErr)
+			assert.Equal(t, 1, strings.Count(res.err, "piauth:"), "said once: %s", res.err)
+			assert.Equal(t, 1, e.stored()[0].Turns, "the answer is stored all the same")
+		})
+	}
+	t.Run("pause_turn resumed with -c", func(t *testing.T) {
+		e := newConvoEnv(t, "pauser")
+		e.mustChat("", "search")
+		e.mustChat("", "-c")
+		reqs := e.requests()
+		require.Len(t, reqs, 2)
+		require.Len(t, reqs[1].Messages, 2)
+		assert.Equal(t, "assistant", reqs[1].Messages[1].Role, "the paused answer is sent back as the last message")
+	})
+	t.Run("continue after max_tokens", func(t *testing.T) {
+		e := newConvoEnv(t, "maxed")
+		assert.Equal(t, exitTruncated, e.chat("", "long essay").code)
+		assert.Equal(t, exitTruncated, e.chat("", "-c", "go on").code)
+		require.Len(t, e.requests()[1].Messages, 3)
+	})
+}
+
+func TestChatQuietAndThinkingLabel(t *testing.T) {
+	tests := []struct {
+		name     string
+		token    string
+		args     []string
+		errTTY   bool
+		wantErr  string
+		noErr    []string
+		wantLast string
+	}{
+		{name: "quiet", token: "plain", args: []string{"-q", "hi"}, noErr: []string{"in 1,234"}},
+		{name: "thinking labelled", token: "thinker", args: []string{"--show-thinking", "--thinking", "2048", "hi"},
+			wantErr: "thinking:\nWeighing the options.\n"},
+		{name: "thinking labelled streamed", token: "thinker", args: []string{"--stream", "--show-thinking", "--thinking", "2048", "hi"},
+			wantErr: "thinking:\nWeighing the options.\n"},
+		{name: "thinking labelled on a terminal with NO_COLOR", token: "thinker", errTTY: true,
+			args: []string{"--stream", "--thinking", "2048", "hi"}, wantErr: "thinking:\nWeighing the options.\n", noErr: []string{"\x1b["}},
+		{name: "quiet keeps notices", token: "maxed", args: []string{"-q", "--allow-truncated", "hi"},
+			wantErr: "answer cut at max_tokens", noErr: []string{"in 1,234"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newConvoEnv(t, tt.token)
+			e.errTTY = tt.errTTY
+			e.env["NO_COLOR"] = "1"
+			res := e.mustChat("", tt.args...)
+			assert.NotEmpty(t, res.out)
+			assert.Contains(t, res.err, tt.wantErr)
+			for _, s := range tt.noErr {
+				assert.NotContains(t, res.err, s)
+			}
+		})
+	}
+}
+
+func TestChatConversationStoreOffAndCorrupt(t *testing.T) {
+	t.Run("PIAUTH_LOG=off", func(t *testing.T) {
+		e := newConvoEnv(t, "plain")
+		e.env["PIAUTH_LOG"] = "off"
+		res := e.mustChat("", "hi")
+		assert.Equal(t, wantText+"\n", res.out)
+		assert.NoFileExists(t, filepath.Join(e.state, convo.FileName))
+		res = e.chat("", "-c", "more")
+		assert.Equal(t, exitError, res.code)
+		assert.Contains(t, res.err, "conversations are not stored (PIAUTH_LOG=off)")
+		assert.Len(t, e.requests(), 1)
+	})
+	t.Run("corrupt store", func(t *testing.T) {
+		e := newConvoEnv(t, "plain")
+		path := filepath.Join(e.state, convo.FileName)
+		junk := []byte(strings.Repeat("this is not a SQLite database ", 10))
+		require.NoError(t, os.WriteFile(path, junk, 0o600))
+		res := e.mustChat("", "hi")
+		assert.Equal(t, wantText+"\n", res.out, "answered all the same")
+		assert.Equal(t, 1, strings.Count(res.err, "warning:"), res.err)
+		assert.Contains(t, res.err, path)
+		assert.Contains(t, res.err, "move it away")
+		assert.Contains(t, res.err, wantAccounting+"\n")
+		res = e.chat("", "-c", "more")
+		assert.Equal(t, exitError, res.code)
+		assert.Contains(t, res.err, path)
+		got, err := os.ReadFile(path)
+		require.NoError(t, err)
+		assert.Equal(t, junk, got, "left as it was")
+	})
+}
+
+func TestChatSampling(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		want    map[string]string // body fields
+		absent  []string
+		wantErr string
+	}{
+		{name: "none", args: []string{"hi"}, absent: []string{"temperature", "top_p", "stop_sequences"}},
+		{name: "all", args: []string{"--temperature", "0.2", "--top-p", "0.9", "--stop", "END", "--stop", "\n\nQ:", "hi"},
+			want: map[string]string{"temperature": "0.2", "top_p": "0.9", "stop_sequences": `["END","\n\nQ:"]`}},
+		{name: "zero temperature is sent", args: []string{"--temperature", "0", "hi"}, want: map[string]string{"temperature": "0"}},
+		{name: "thinking with temperature 1", args: []string{"--thinking", "2048", "--temperature", "1", "--top-p", "0.95", "hi"},
+			want: map[string]string{"temperature": "1", "top_p": "0.95"}},
+		{name: "temperature range", args: []string{"--temperature", "1.5", "hi"}, wantErr: "--temperature 1.5: want a value from 0 to 1"},
+		{name: "top_p range", args: []string{"--top-p", "-0.1", "hi"}, wantErr: "--top-p -0.1: want a value from 0 to 1"},
+		{name: "thinking refuses temperature", args: []string{"--thinking", "2048", "--temperature", "0.5", "hi"},
+			wantErr: "extended thinking (--thinking) takes only temperature 1"},
+		{name: "thinking refuses low top_p", args: []string{"--thinking", "2048", "--top-p", "0.5", "hi"},
+			wantErr: "takes top_p from 0.95 to 1"},
+		{name: "blank stop", args: []string{"--stop", " ", "hi"}, wantErr: "a stop sequence needs a character"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newConvoEnv(t, "plain")
+			res := e.chat("", tt.args...)
+			if tt.wantErr != "" {
+				assert.Equal(t, exitUsage, res.code)
+				assert.Contains(t, res.err, tt.wantErr)
+				assert.Empty(t, e.requests(), "refused before sending")
+				return
+			}
+			require.Equal(t, 0, res.code, res.err)
+			body := e.bodies()[0]
+			for k, v := range tt.want {
+				assert.JSONEq(t, v, string(body[k]), k)
+			}
+			for _, k := range tt.absent {
+				assert.NotContains(t, body, k)
+			}
+		})
+	}
+}
+
+func TestChatInteractiveTurnsStored(t *testing.T) {
+	e := newConvoEnv(t, "tooler")
+	tools := e.writeFile("tools.json", weatherTools)
+	e.mustChat("weather?\nnever mind, thanks\n", "-i", "--tools", tools)
+	reqs := e.requests()
+	require.Len(t, reqs, 2)
+	msgs := reqs[1].Messages
+	require.Len(t, msgs, 3)
+	assert.Contains(t, string(msgs[1].Content), `"type":"tool_use"`, "the tool calls stay in the history")
+	assert.JSONEq(t, `[{"type":"tool_result","tool_use_id":"toolu_weather1","content":"not run: the user replied without running the tool","is_error":true},
+		{"type":"tool_result","tool_use_id":"toolu_weather2","content":"not run: the user replied without running the tool","is_error":true},
+		{"type":"text","text":"never mind, thanks"}]`, string(msgs[2].Content), "a typed reply declines the waiting calls")
+	cs := e.stored()
+	require.Len(t, cs, 1, "the loop's turns are one stored conversation")
+	assert.Equal(t, 2, cs[0].Turns)
+}
+
+func TestChatSessionReset(t *testing.T) {
+	e := newConvoEnv(t, "plain")
+	f, _ := newTestFactory("", e.env)
+	opts := &chatOptions{IO: f.IO, Messages: f.MessagesClient, Conversations: f.Conversations(context.Background()),
+		MaxTokens: 100}
+	f.Dir = e.dir
+	f.KeyringMode = "off"
+	require.NoError(t, opts.resolveModel())
+	client, err := opts.Messages(context.Background(), messagesOptions{})
+	require.NoError(t, err)
+	s := &chatSession{opts: opts, client: client, interactive: true}
+	for _, p := range []string{"one", "two"} {
+		_, err := s.turn(context.Background(), p)
+		require.NoError(t, err)
+	}
+	s.reset()
+	opts.System = "now terse" // the REPL's /system
+	_, err = s.turn(context.Background(), "three")
+	require.NoError(t, err)
+	opts.Conversations.Close()
+	reqs := e.requests()
+	require.Len(t, reqs, 3)
+	assert.Len(t, reqs[1].Messages, 3)
+	assert.Len(t, reqs[2].Messages, 1, "reset clears the history")
+	assert.Equal(t, "now terse", reqs[2].System[len(reqs[2].System)-1].Text)
+	cs := e.stored()
+	require.Len(t, cs, 2, "the turn after reset starts a new stored conversation")
+	assert.Equal(t, []int{1, 2}, []int{cs[0].Turns, cs[1].Turns})
+	assert.Equal(t, "now terse", cs[0].System)
+}
