@@ -35,6 +35,8 @@
 #   exec_floor_ms         a Go "hello world" timed like token_ms: the machine's process floor (peer)
 #   ledger_added_ms       `piauth chat` with the ledger on − with PIAUTH_LEDGER=off (median of paired runs)
 #   usage_report_100k_ms  `piauth usage report --by model` over a 100,000-row ledger (median)
+#   convo_added_ms        `piauth chat` storing its turn (conversations.db) − with PIAUTH_LOG=off (median of paired runs)
+#   convo_continue_ms     `piauth chat -c` on a stored 20-turn conversation − a new one-turn chat (median of paired runs)
 #
 # Knobs (environment): BENCH_COUNT (`go test -count 1` runs per Go benchmark, default 5),
 # BENCH_RUNS (timed runs of each CLI command, default 9, at least 5), BENCH_NO_GNU_TIME=1
@@ -432,6 +434,56 @@ if PIAUTH_BENCH_LEDGER=$REPORT_STATE/ledger.db go test -count=1 -run '^TestRepor
 else
 	log "filling the ledger failed:"; tail -20 "$WORK/fill.out" >&2
 	na usage_report_100k_ms "goal <= 200"
+fi
+
+# 4f. The conversation store (pkg/convo): a chat storing its turn versus
+# PIAUTH_LOG=off, interleaved, the median of the per-pair differences; then
+# continuing a 20-turn conversation (load, pin, resend) versus a new chat.
+log "conversation store on vs off, $((RUNS * 2)) pairs (interleaved)…"
+A_CONVO=$WORK/agent-convo
+agent_auth "$A_CONVO" "$(tok bench-small-convo)"
+CONVO_STATE=$WORK/state-convo
+chat_convo() { PIAUTH_STATE_DIR=$CONVO_STATE PIAUTH_LEDGER=off piauth --dir "$A_CONVO" chat hello; }
+chat_noconvo() { PIAUTH_STATE_DIR=$CONVO_STATE PIAUTH_LEDGER=off PIAUTH_LOG=off piauth --dir "$A_CONVO" chat hello; }
+: >"$WORK/convo.pairs"
+ok=1
+if chat_convo >/dev/null 2>&1 && chat_noconvo >/dev/null 2>&1; then # warm-up; creates the store
+	for _ in $(seq $((RUNS * 2))); do
+		on=$(time_ms chat_convo) || { ok=0; break; }
+		off=$(time_ms chat_noconvo) || { ok=0; break; }
+		printf '%s %s\n' "$on" "$off" >>"$WORK/convo.pairs"
+	done
+else
+	ok=0
+fi
+if ((ok)) && v=$(awk '{ print $1 - $2 }' "$WORK/convo.pairs" | median | awk '{ printf "%.2f", $1 }'); then
+	result convo_added_ms "$v" "goal <= 2 (on $(awk '{ print $1 }' "$WORK/convo.pairs" | median) ms, off $(awk '{ print $2 }' "$WORK/convo.pairs" | median) ms)"
+else
+	log "conversation chats failed:"; cat "$WORK/last.err" >&2 || true
+	na convo_added_ms "goal <= 2"
+fi
+log "continue a 20-turn conversation vs a new chat, $RUNS pairs…"
+CONT_STATE=$WORK/state-continue
+chat_new() { PIAUTH_STATE_DIR=$CONT_STATE PIAUTH_LEDGER=off piauth --dir "$A_CONVO" chat hello; }
+chat_cont() { PIAUTH_STATE_DIR=$CONT_STATE PIAUTH_LEDGER=off piauth --dir "$A_CONVO" chat --cid "$CID" again; }
+: >"$WORK/cont.pairs"
+ok=1
+if chat_new >/dev/null 2>&1; then
+	for _ in $(seq 19); do PIAUTH_STATE_DIR=$CONT_STATE PIAUTH_LEDGER=off piauth --dir "$A_CONVO" chat -c more >/dev/null 2>&1 || ok=0; done
+	CID=$(PIAUTH_STATE_DIR=$CONT_STATE piauth chat --list --json | awk -F'"' '/"id"/ { print $4; exit }')
+	for _ in $(seq "$RUNS"); do
+		c=$(time_ms chat_cont) || { ok=0; break; }
+		n=$(time_ms chat_new) || { ok=0; break; }
+		printf '%s %s\n' "$c" "$n" >>"$WORK/cont.pairs"
+	done
+else
+	ok=0
+fi
+if ((ok)) && [[ -n ${CID:-} ]] && v=$(awk '{ print $1 - $2 }' "$WORK/cont.pairs" | median | awk '{ printf "%.2f", $1 }'); then
+	result convo_continue_ms "$v" "goal <= 5 (continue $(awk '{ print $1 }' "$WORK/cont.pairs" | median) ms, new $(awk '{ print $2 }' "$WORK/cont.pairs" | median) ms)"
+else
+	log "continued chats failed:"; cat "$WORK/last.err" >&2 || true
+	na convo_continue_ms "goal <= 5"
 fi
 
 # ---------------------------------------------------------------------------

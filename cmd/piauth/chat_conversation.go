@@ -18,6 +18,12 @@ import (
 // titleRunes bounds the first prompt kept as a conversation's title.
 const titleRunes = 200
 
+// maxStoredText bounds the text and thinking a --stream turn keeps for the
+// store: such a turn prints as it goes and otherwise keeps nothing, so that
+// memory stays flat however long the answer; one longer than this is not
+// stored.
+const maxStoredText = 4 << 20
+
 // ConversationsPath is the conversation store in piauth's state dir, beside
 // the ledger.
 func (f *Factory) ConversationsPath() (string, error) {
@@ -107,17 +113,14 @@ func convoOpenError(err error) error {
 	return err
 }
 
-// Close waits for the open and closes the store (nothing is written once
-// chat returns).
+// Close waits for the background open, so that nothing touches the store
+// once chat returns. The store itself is left open for the process's exit
+// to drop, as the ledger is: a clean close of the last connection
+// checkpoints the WAL (an fsync) that a short-lived process need not wait
+// for; every turn is already committed.
 func (s *convoStore) Close() {
-	if s == nil {
-		return
-	}
-	<-s.opened
-	if s.db != nil {
-		if err := s.db.Close(); err != nil {
-			s.warn("%v", err)
-		}
+	if s != nil {
+		<-s.opened
 	}
 }
 
@@ -297,4 +300,57 @@ func (s *chatSession) convID() string {
 		return ""
 	}
 	return s.conv.ID
+}
+
+// textKeeper copies the text and thinking deltas of a turn whose
+// Accumulator discards them, up to limit bytes in all, for the store.
+type textKeeper struct {
+	limit int
+	n     int
+	over  bool
+	text  map[int][]byte // by block index
+}
+
+// add keeps d's text or thinking (nil k keeps nothing).
+func (k *textKeeper) add(d stream.Delta) {
+	if k == nil || k.over {
+		return
+	}
+	p := d.Text
+	if len(p) == 0 {
+		p = d.Thinking
+	}
+	if len(p) == 0 {
+		return
+	}
+	if k.n += len(p); k.n > k.limit {
+		k.over, k.text = true, nil // past the limit: keep nothing more
+		return
+	}
+	if k.text == nil {
+		k.text = map[int][]byte{}
+	}
+	k.text[d.Index] = append(k.text[d.Index], p...)
+}
+
+// fill puts the kept text back into msg's blocks; false when the answer
+// was over the limit (msg then is not complete enough to store). A nil k
+// has nothing to fill: true.
+func (k *textKeeper) fill(msg *stream.Message) bool {
+	if k == nil {
+		return true
+	}
+	if k.over {
+		return false
+	}
+	for i := range msg.Content {
+		b := &msg.Content[i]
+		switch b.Type {
+		case "text":
+			b.Text = string(k.text[i])
+		case "thinking":
+			b.Thinking = string(k.text[i])
+		}
+	}
+	return true
 }

@@ -27,7 +27,8 @@ const convoScenario = `{
       "tool_calls": [{"id": "toolu_weather1", "input": {"city": "Paris"}}, {"id": "toolu_weather2", "input": {"city": "Rome"}}]}},
     {"contains": "maxed", "reply": {"text": "This answer is cut", "stop_reason": "max_tokens"}},
     {"contains": "refuser", "reply": {"text": "I can", "stop_reason": "refusal"}},
-    {"contains": "pauser", "reply": {"text": "Searching…", "stop_reason": "pause_turn"}}
+    {"contains": "pauser", "reply": {"text": "Searching…", "stop_reason": "pause_turn"}},
+    {"contains": "huge", "reply": {"text": "word ", "size": 4200000, "deltas": 40}}
   ]
 }`
 
@@ -461,4 +462,27 @@ func TestChatSessionReset(t *testing.T) {
 	require.Len(t, cs, 2, "the turn after reset starts a new stored conversation")
 	assert.Equal(t, []int{1, 2}, []int{cs[0].Turns, cs[1].Turns})
 	assert.Equal(t, "now terse", cs[0].System)
+}
+
+func TestChatStreamTurnStored(t *testing.T) {
+	t.Run("text and thinking kept for the store", func(t *testing.T) {
+		e := newConvoEnv(t, "thinker")
+		e.mustChat("", "--stream", "--thinking", "2048", "hi")
+		e.mustChat("", "-c", "--thinking", "2048", "more")
+		msgs := e.requests()[1].Messages
+		require.Len(t, msgs, 3)
+		var blocks []map[string]string
+		require.NoError(t, json.Unmarshal(msgs[1].Content, &blocks))
+		require.Len(t, blocks, 2)
+		assert.Equal(t, "Weighing the options.", blocks[0]["thinking"])
+		assert.NotEmpty(t, blocks[0]["signature"], "the signature is sent back")
+		assert.Equal(t, "Answer after thought.", blocks[1]["text"])
+	})
+	t.Run("an answer over the limit is printed, not stored", func(t *testing.T) {
+		e := newConvoEnv(t, "huge")
+		res := e.mustChat("", "--stream", "hi")
+		assert.Len(t, res.out, 4200000+1)
+		assert.Contains(t, res.err, "an answer of more than 4.0 MB is not stored")
+		assert.Empty(t, e.stored())
+	})
 }

@@ -212,7 +212,7 @@ func writeMessage(b *strings.Builder, prefix string, message json.RawMessage) {
 			}
 			fmt.Fprintf(b, "%s%s %s %s\n", prefix, kind, bl.ToolUseID, compactJSON(bl.Content))
 		case "image", "document":
-			fmt.Fprintf(b, "%s[%s %s %s]\n", prefix, bl.Type, bl.Source.MediaType, bl.Title)
+			fmt.Fprintf(b, "%s[%s %s]\n", prefix, bl.Type, strings.TrimSpace(bl.Source.MediaType+" "+bl.Title))
 		default:
 			fmt.Fprintf(b, "%s[%s]\n", prefix, bl.Type)
 		}

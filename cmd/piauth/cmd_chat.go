@@ -192,8 +192,7 @@ func chatRun(ctx context.Context, opts *chatOptions) error {
 	if interactive {
 		return s.loop(ctx, prompt)
 	}
-	// A single --stream text turn need not keep its text, unless it is stored.
-	s.discard = opts.Stream && !opts.JSON && !opts.Conversations.storing()
+	s.discard = opts.Stream && !opts.JSON
 	_, err = s.turn(ctx, prompt)
 	return err
 }
@@ -314,7 +313,8 @@ type chatSession struct {
 	history []json.RawMessage // user and assistant turns, in order
 	// discard: a single --stream turn in text mode prints the answer as it
 	// arrives and needs nothing of it afterwards, so its text is not kept
-	// (constant memory however long the answer), unless it is stored.
+	// (constant memory however long the answer; a textKeeper keeps a copy
+	// of bounded size for the store).
 	discard     bool
 	interactive bool // the loop: waiting tool calls are declined, a cut answer does not end it
 
@@ -378,8 +378,13 @@ func (s *chatSession) turn(ctx context.Context, prompt string) (*stream.Message,
 	defer resp.Body.Close()
 	var sawUsage bool
 	acc := stream.Accumulator{Tools: stream.ToolNamesFor(body), Discard: s.discard}
+	var keep *textKeeper
+	if s.discard && o.Conversations.storing() {
+		keep = &textKeeper{limit: maxStoredText}
+	}
 	msg, err := acc.Consume(resp.Body, func(d stream.Delta) error {
 		sawUsage = sawUsage || d.Usage != nil
+		keep.add(d)
 		if err := r.Delta(d); err != nil {
 			return err
 		}
@@ -399,7 +404,11 @@ func (s *chatSession) turn(ctx context.Context, prompt string) (*stream.Message,
 	if fp == "" { // the login answered: still say which credential
 		fp = requestFingerprint(resp.Request)
 	}
-	s.record(ctx, prompt, user, msg, fp)
+	if keep.fill(msg) {
+		s.record(ctx, prompt, user, msg, fp)
+	} else {
+		o.Conversations.warn("an answer of more than %s is not stored", sizeMB(maxStoredText))
+	}
 	return msg, s.notice(msg)
 }
 
