@@ -36,7 +36,7 @@
 #   ledger_added_ms       `piauth chat` with the ledger on − with PIAUTH_LEDGER=off (median of paired runs)
 #   usage_report_100k_ms  `piauth usage report --by model` over a 100,000-row ledger (median)
 #   convo_added_ms        `piauth chat` storing its turn (conversations.db) − with PIAUTH_LOG=off (median of paired runs)
-#   convo_continue_ms     `piauth chat -c` on a stored 20-turn conversation − a new one-turn chat (median of paired runs)
+#   convo_continue_ms     `piauth chat --cid` on a stored 20-turn conversation (2 KB answers) − a new chat (median of paired runs)
 #
 # Knobs (environment): BENCH_COUNT (`go test -count 1` runs per Go benchmark, default 5),
 # BENCH_RUNS (timed runs of each CLI command, default 9, at least 5), BENCH_NO_GNU_TIME=1
@@ -462,15 +462,30 @@ else
 	log "conversation chats failed:"; cat "$WORK/last.err" >&2 || true
 	na convo_added_ms "goal <= 2"
 fi
+# Continuing needs a conversation of realistic turns (2 KB answers, not the
+# 100 KB default reply): a second emulator serves those.
 log "continue a 20-turn conversation vs a new chat, $RUNS pairs…"
+printf '%s\n' '{"reply": {"text": "A short answer, as most are. ", "size": 2000, "deltas": 40}}' >"$WORK/convo-scenario.json"
+"$BIN" emulator --quiet --scenario "$WORK/convo-scenario.json" >"$WORK/emu-convo.out" 2>"$WORK/emu-convo.err" &
+EMU_CONVO_PID=$!
+trap 'kill "$EMU_CONVO_PID" 2>/dev/null || true; cleanup' EXIT
+URL_CONVO=""
+for _ in $(seq 100); do
+	URL_CONVO=$(head -n 1 "$WORK/emu-convo.out" 2>/dev/null | awk '{ print $NF }')
+	[[ $URL_CONVO == http://* ]] && break
+	kill -0 "$EMU_CONVO_PID" 2>/dev/null || break
+	sleep 0.1
+done
 CONT_STATE=$WORK/state-continue
-chat_new() { PIAUTH_STATE_DIR=$CONT_STATE PIAUTH_LEDGER=off piauth --dir "$A_CONVO" chat hello; }
-chat_cont() { PIAUTH_STATE_DIR=$CONT_STATE PIAUTH_LEDGER=off piauth --dir "$A_CONVO" chat --cid "$CID" again; }
+convo_env() { PIAUTH_STATE_DIR=$CONT_STATE PIAUTH_LEDGER=off PIAUTH_BASE_URL=$URL_CONVO PIAUTH_TOKEN_URL=$URL_CONVO/v1/oauth/token "$@"; }
+chat_new() { convo_env "$BIN" --keyring off --dir "$A_CONVO" chat hello; }
+chat_cont() { convo_env "$BIN" --keyring off --dir "$A_CONVO" chat --cid "$CID" again; }
 : >"$WORK/cont.pairs"
 ok=1
-if chat_new >/dev/null 2>&1; then
-	for _ in $(seq 19); do PIAUTH_STATE_DIR=$CONT_STATE PIAUTH_LEDGER=off piauth --dir "$A_CONVO" chat -c more >/dev/null 2>&1 || ok=0; done
-	CID=$(PIAUTH_STATE_DIR=$CONT_STATE piauth chat --list --json | awk -F'"' '/"id"/ { print $4; exit }')
+CID=""
+if [[ $URL_CONVO == http://* ]] && chat_new >/dev/null 2>&1; then
+	for _ in $(seq 19); do convo_env "$BIN" --keyring off --dir "$A_CONVO" chat -c more >/dev/null 2>&1 || ok=0; done
+	CID=$(convo_env "$BIN" chat --list --json | awk -F'"' '/"id"/ { print $4; exit }')
 	for _ in $(seq "$RUNS"); do
 		c=$(time_ms chat_cont) || { ok=0; break; }
 		n=$(time_ms chat_new) || { ok=0; break; }
@@ -479,10 +494,12 @@ if chat_new >/dev/null 2>&1; then
 else
 	ok=0
 fi
-if ((ok)) && [[ -n ${CID:-} ]] && v=$(awk '{ print $1 - $2 }' "$WORK/cont.pairs" | median | awk '{ printf "%.2f", $1 }'); then
+kill "$EMU_CONVO_PID" 2>/dev/null || true
+wait "$EMU_CONVO_PID" 2>/dev/null || true
+if ((ok)) && [[ -n $CID ]] && v=$(awk '{ print $1 - $2 }' "$WORK/cont.pairs" | median | awk '{ printf "%.2f", $1 }'); then
 	result convo_continue_ms "$v" "goal <= 5 (continue $(awk '{ print $1 }' "$WORK/cont.pairs" | median) ms, new $(awk '{ print $2 }' "$WORK/cont.pairs" | median) ms)"
 else
-	log "continued chats failed:"; cat "$WORK/last.err" >&2 || true
+	log "continued chats failed:"; cat "$WORK/last.err" "$WORK/emu-convo.err" >&2 || true
 	na convo_continue_ms "goal <= 5"
 fi
 

@@ -218,9 +218,7 @@ func (s *chatSession) record(ctx context.Context, prompt string, user json.RawMe
 	if !o.Conversations.storing() {
 		return
 	}
-	if s.conv == nil {
-		s.conv = &convo.Conversation{Title: truncateRunes(prompt, titleRunes)}
-	}
+	s.ensureConv(prompt)
 	c := s.conv
 	c.Model, c.System, c.Tools, c.Fingerprint = msg.Model, o.System, s.tools, fp
 	if o.ToolsFile != "" {
@@ -294,7 +292,18 @@ func (s *chatSession) nextUser(prompt string) (json.RawMessage, error) {
 	return userMessage(results, s.attachments, prompt), nil
 }
 
-// convID is the stored conversation's id, "" before it is stored.
+// ensureConv names the conversation a turn is stored in before its first
+// request, so that --json can tell the id with the answer: a new
+// conversation gets a fresh id and prompt as its title. Without storing it
+// does nothing.
+func (s *chatSession) ensureConv(prompt string) {
+	if s.conv == nil && s.opts.Conversations.storing() {
+		s.conv = &convo.Conversation{ID: convo.NewID(), Title: truncateRunes(prompt, titleRunes)}
+	}
+}
+
+// convID is the id of the conversation turns are stored in, "" when none
+// (not storing, or the REPL's first turn not sent yet).
 func (s *chatSession) convID() string {
 	if s.conv == nil {
 		return ""

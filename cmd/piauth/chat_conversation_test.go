@@ -486,3 +486,23 @@ func TestChatStreamTurnStored(t *testing.T) {
 		assert.Empty(t, e.stored())
 	})
 }
+
+func TestChatJSONConversationID(t *testing.T) {
+	e := newConvoEnv(t, "plain")
+	lastEvent := func(out string) map[string]any {
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		var ev map[string]any
+		require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &ev))
+		return ev
+	}
+	first := lastEvent(e.mustChat("", "--json", "hi").out)
+	id, _ := first["conversation_id"].(string)
+	require.Len(t, id, convo.IDLength)
+	assert.Equal(t, id, e.stored()[0].ID)
+	again := lastEvent(e.mustChat("", "--json", "--cid", id, "more").out)
+	assert.Equal(t, id, again["conversation_id"])
+
+	e.env["PIAUTH_LOG"] = "off"
+	off := lastEvent(e.mustChat("", "--json", "hi").out)
+	assert.NotContains(t, off, "conversation_id", "not stored: no id")
+}

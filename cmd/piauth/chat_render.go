@@ -230,7 +230,8 @@ func (r *textRenderer) endErr() error {
 //	{"type":"usage","usage":{USAGE}}                       (after message_start and message_delta)
 //	{"type":"error","error_type":"overloaded_error","message":"Overloaded","status":529,"request_id":"req_…"}
 //	{"type":"message","id":"msg_…","model":"claude-sonnet-4-5","content":[BLOCK…],
-//	 "stop_reason":"end_turn","stop_sequence":"…","usage":{USAGE},"cost_usd":0.0123}
+//	 "stop_reason":"end_turn","stop_sequence":"…","usage":{USAGE},"cost_usd":0.0123,
+//	 "conversation_id":"7k3m9q2x4a"}
 //
 // USAGE is {"input_tokens","output_tokens","cache_creation_input_tokens",
 // "cache_read_input_tokens"} plus, when reported, "cache_creation_5m_input_tokens",
@@ -243,10 +244,12 @@ func (r *textRenderer) endErr() error {
 // instead (error_type is the API's error type, or "truncated",
 // "interrupted", "error"; status and request_id only for HTTP errors).
 // stop_sequence is omitted when empty; cost_usd is null for a model without
-// a known price.
+// a known price; conversation_id (the id -c/--cid take) only when the turn
+// is stored.
 type jsonRenderer struct {
-	enc     *json.Encoder
-	service *stream.Service // prices the final message
+	enc          *json.Encoder
+	service      *stream.Service // prices the final message
+	conversation string          // the id the turn is stored under, "" when not stored
 }
 
 type (
@@ -287,6 +290,7 @@ type (
 		StopSequence string         `json:"stop_sequence,omitempty"`
 		Usage        stream.Usage   `json:"usage"`
 		CostUSD      *float64       `json:"cost_usd"`
+		Conversation string         `json:"conversation_id,omitempty"`
 	}
 )
 
@@ -325,7 +329,7 @@ func (r *jsonRenderer) Finish(msg *stream.Message, err error) error {
 		return nil
 	}
 	ev := messageEvent{Type: "message", ID: msg.ID, Model: msg.Model, Content: msg.Content,
-		StopReason: msg.StopReason, StopSequence: msg.StopSequence, Usage: msg.Usage}
+		StopReason: msg.StopReason, StopSequence: msg.StopSequence, Usage: msg.Usage, Conversation: r.conversation}
 	if ev.Content == nil {
 		ev.Content = []stream.Block{}
 	}

@@ -2,13 +2,11 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 
@@ -266,43 +264,6 @@ func (o *chatOptions) prompt() (prompt string, interactive bool, err error) {
 	return strings.Join(parts, "\n\n"), false, nil
 }
 
-// loadTools reads and validates --tools FILE: a JSON array of tool
-// definitions, each with a name and, for client tools, an input_schema
-// object (server tools, which have a type such as web_search_20250305, need
-// only a name). It returns the compacted array, or nil without a file.
-func loadTools(path string) (json.RawMessage, error) {
-	if path == "" {
-		return nil, nil
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, usagef("--tools: %w", err)
-	}
-	var defs []map[string]json.RawMessage
-	if err := json.Unmarshal(data, &defs); err != nil {
-		return nil, usagef("--tools %s: not a JSON array of tool definitions: %w", path, err)
-	}
-	if len(defs) == 0 {
-		return nil, usagef("--tools %s: the array holds no tools", path)
-	}
-	for i, d := range defs {
-		var name, typ string
-		if json.Unmarshal(d["name"], &name) != nil || name == "" {
-			return nil, usagef("--tools %s: tool %d has no name", path, i+1)
-		}
-		_ = json.Unmarshal(d["type"], &typ)
-		schema := bytes.TrimSpace(d["input_schema"])
-		if (typ == "" || typ == "custom") && (len(schema) == 0 || schema[0] != '{') {
-			return nil, usagef("--tools %s: tool %q needs an input_schema object", path, name)
-		}
-	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, data); err != nil {
-		return nil, usagef("--tools %s: %w", path, err)
-	}
-	return buf.Bytes(), nil
-}
-
 // chatSession holds a conversation: the client, the tools and the turns so
 // far. opts.Model and opts.System are read at every turn (the REPL may
 // change them); reset starts a new conversation.
@@ -366,7 +327,11 @@ func (s *chatSession) turn(ctx context.Context, prompt string) (*stream.Message,
 	if err != nil {
 		return nil, err
 	}
+	s.ensureConv(prompt)
 	r := newRenderer(o)
+	if jr, ok := r.(*jsonRenderer); ok {
+		jr.conversation = s.convID()
+	}
 	led := s.ledger()
 	resp, err := s.client.HTTP.Do(req)
 	if err == nil {
@@ -377,7 +342,7 @@ func (s *chatSession) turn(ctx context.Context, prompt string) (*stream.Message,
 	}
 	defer resp.Body.Close()
 	var sawUsage bool
-	acc := stream.Accumulator{Tools: stream.ToolNamesFor(body), Discard: s.discard}
+	acc := stream.Accumulator{Tools: s.toolNames(), Discard: s.discard}
 	var keep *textKeeper
 	if s.discard && o.Conversations.storing() {
 		keep = &textKeeper{limit: maxStoredText}

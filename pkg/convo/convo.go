@@ -78,34 +78,34 @@ func NewID() string {
 	return string(b[:])
 }
 
-// Record stores t as the next turn of c, creating c first when its ID is
-// empty (c.ID and c.Created are set then). The conversation's header takes
-// c's model, system, tools and fingerprint and t's time as its update time.
-// t.Seq is set.
+// Record stores t as the next turn of c. A c not stored yet is created
+// first, with c.ID (a NewID when empty) and c.Created (t's time when zero);
+// a c.ID given ahead lets a caller name the conversation before its first
+// answer. The conversation's header takes c's model, system, tools and
+// fingerprint and t's time as its update time. t.Seq is set.
 func (d *DB) Record(ctx context.Context, c *Conversation, t *Turn) error {
 	if t.Time.IsZero() {
 		t.Time = d.now()
+	}
+	if c.ID == "" {
+		c.ID = NewID()
+	}
+	if c.Created.IsZero() {
+		c.Created = t.Time
 	}
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("conversations: record: %w", err)
 	}
 	defer tx.Rollback()
-	if c.ID == "" {
-		c.ID, c.Created = NewID(), t.Time
-		if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (id, created, updated, title) VALUES (?, ?, ?, ?)`,
-			c.ID, c.Created.UnixMilli(), t.Time.UnixMilli(), c.Title); err != nil {
-			return fmt.Errorf("conversations: record: %w", err)
-		}
-	}
-	res, err := tx.ExecContext(ctx, `UPDATE conversations SET updated = ?, model = ?, system = ?, tools = ?,
-		tools_file = ?, fingerprint = ? WHERE id = ?`, t.Time.UnixMilli(), c.Model, c.System, string(c.Tools),
-		c.ToolsFile, c.Fingerprint, c.ID)
-	if err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (id, created, updated, title) VALUES (?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`, c.ID, c.Created.UnixMilli(), t.Time.UnixMilli(), c.Title); err != nil {
 		return fmt.Errorf("conversations: record: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("conversations: record %s: %w", c.ID, ErrNotFound) // deleted meanwhile
+	if _, err := tx.ExecContext(ctx, `UPDATE conversations SET updated = ?, model = ?, system = ?, tools = ?,
+		tools_file = ?, fingerprint = ? WHERE id = ?`, t.Time.UnixMilli(), c.Model, c.System, string(c.Tools),
+		c.ToolsFile, c.Fingerprint, c.ID); err != nil {
+		return fmt.Errorf("conversations: record: %w", err)
 	}
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM turns WHERE conversation = ?`, c.ID).Scan(&t.Seq); err != nil {
 		return fmt.Errorf("conversations: record: %w", err)
