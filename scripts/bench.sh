@@ -497,10 +497,10 @@ fi
 kill "$EMU_CONVO_PID" 2>/dev/null || true
 wait "$EMU_CONVO_PID" 2>/dev/null || true
 if ((ok)) && [[ -n $CID ]] && v=$(awk '{ print $1 - $2 }' "$WORK/cont.pairs" | median | awk '{ printf "%.2f", $1 }'); then
-	result convo_continue_ms "$v" "goal <= 5 (continue $(awk '{ print $1 }' "$WORK/cont.pairs" | median) ms, new $(awk '{ print $2 }' "$WORK/cont.pairs" | median) ms)"
+	result convo_continue_ms "$v" "goal <= 10 (continue $(awk '{ print $1 }' "$WORK/cont.pairs" | median) ms, new $(awk '{ print $2 }' "$WORK/cont.pairs" | median) ms)"
 else
 	log "continued chats failed:"; cat "$WORK/last.err" "$WORK/emu-convo.err" >&2 || true
-	na convo_continue_ms "goal <= 5"
+	na convo_continue_ms "goal <= 10"
 fi
 
 # ---------------------------------------------------------------------------

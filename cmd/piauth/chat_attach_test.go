@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -55,7 +56,6 @@ func TestChatAttachmentBlocks(t *testing.T) {
 }
 
 func TestChatAttachmentRefusals(t *testing.T) {
-	big := append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, maxImageBytes)...)
 	tests := []struct {
 		name    string
 		file    string
@@ -65,7 +65,6 @@ func TestChatAttachmentRefusals(t *testing.T) {
 		{"binary", "binary.bin", attachFiles["binary.bin"], "unsupported file type application/zip (attach png, jpeg, gif or webp images, PDFs, or UTF-8 text)"},
 		{"nul in text", "nul.txt", attachFiles["nul.txt"], "unsupported file type"},
 		{"latin-1 text", "old.txt", []byte("caf\xe9 cr\xe8me"), "unsupported file type text/plain"},
-		{"image too big", "big.png", big, "image of 3.8 MB; the API takes images up to 3.8 MB (5 MB base64-encoded)"},
 		{"missing", "", nil, "no such file or directory"},
 	}
 	for _, tt := range tests {
@@ -85,31 +84,51 @@ func TestChatAttachmentRefusals(t *testing.T) {
 	}
 }
 
+// TestChatAttachmentLimits runs real processes, the chat and the emulator:
+// the files are megabytes, kept out of the test process (whose memory the
+// process tests after it would measure through fork). The files are sparse.
 func TestChatAttachmentLimits(t *testing.T) {
+	assert.LessOrEqual(t, base64.StdEncoding.EncodedLen(maxImageBytes), maxImageBase64, "an image at the limit fits in base64")
 	dir := t.TempDir()
-	write := func(name string, data []byte) string {
+	sparse := func(name, header string, size int64) string {
 		p := filepath.Join(dir, name)
-		require.NoError(t, os.WriteFile(p, data, 0o600))
+		f, err := os.Create(p)
+		require.NoError(t, err)
+		_, err = f.WriteString(header)
+		require.NoError(t, err)
+		require.NoError(t, f.Truncate(size))
+		require.NoError(t, f.Close())
 		return p
 	}
-	// An image just at the limit is taken; its base64 is within 5 MB.
-	at := write("at.png", append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, maxImageBytes-8)...))
-	b, err := loadAttachment(at)
-	require.NoError(t, err)
-	var blk struct {
-		Source struct {
-			Data string `json:"data"`
-		} `json:"source"`
-	}
-	require.NoError(t, json.Unmarshal(b, &blk))
-	assert.LessOrEqual(t, len(blk.Source.Data), maxImageBase64)
-
-	// Attachments summing over the request limit are refused before sending.
 	e := newConvoEnv(t, "plain")
-	pdf := append([]byte("%PDF-1.4\n"), make([]byte, 13<<20)...)
-	one, two := write("one.pdf", pdf), write("two.pdf", pdf)
-	res := e.chat("", "-a", one, "-a", two, "compare")
-	assert.Equal(t, exitUsage, res.code, res.err)
-	assert.Contains(t, res.err, "over the API's 32.0 MB limit")
-	assert.Empty(t, e.requests())
+	e.env["PIAUTH_BASE_URL"] = emulatorProcess(t, convoScenario)
+	chat := func(args ...string) relProc {
+		return relRun(t, e.env, "", append([]string{"--dir", e.dir, "--keyring", "off", "chat"}, args...)...)
+	}
+	png := "\x89PNG\r\n\x1a\n"
+	tests := []struct {
+		name    string
+		files   []string
+		code    int
+		wantErr string
+	}{
+		{"image at the limit", []string{sparse("at.png", png, maxImageBytes)}, 0, ""},
+		{"image over the limit", []string{sparse("big.png", png, maxImageBytes+1)}, exitUsage,
+			"image of 3.8 MB; the API takes images up to 3.8 MB (5 MB base64-encoded)"},
+		{"request over the limit", []string{sparse("one.pdf", "%PDF-1.4\n", 13<<20), sparse("two.pdf", "%PDF-1.4\n", 13<<20)},
+			exitUsage, "over the API's 32.0 MB limit"},
+		{"PDF over the limit", []string{sparse("huge.pdf", "%PDF-1.4\n", maxPDFBytes+1)}, exitUsage,
+			"PDF of more than 32.0 MB; the API takes PDFs up to 32.0 MB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var args []string
+			for _, f := range tt.files {
+				args = append(args, "-a", f)
+			}
+			res := chat(append(args, "look")...)
+			require.Equal(t, tt.code, res.code, res.err)
+			assert.Contains(t, res.err, tt.wantErr)
+		})
+	}
 }

@@ -113,14 +113,18 @@ func convoOpenError(err error) error {
 	return err
 }
 
-// Close waits for the background open, so that nothing touches the store
-// once chat returns. The store itself is left open for the process's exit
-// to drop, as the ledger is: a clean close of the last connection
-// checkpoints the WAL (an fsync) that a short-lived process need not wait
-// for; every turn is already committed.
+// Close waits for the background open and closes the store, so that
+// nothing touches it once chat returns.
 func (s *convoStore) Close() {
-	if s != nil {
-		<-s.opened
+	if s == nil {
+		return
+	}
+	<-s.opened
+	if s.db != nil {
+		if err := s.db.Close(); err != nil {
+			s.warn("%v", err)
+		}
+		s.db = nil
 	}
 }
 

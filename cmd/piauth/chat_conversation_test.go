@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -51,17 +53,28 @@ func newConvoEnv(t *testing.T, token string) *convoEnv {
 		"PIAUTH_BASE_URL":  h.srv.URL,
 		"PIAUTH_TOKEN_URL": h.srv.URL + "/v1/oauth/token",
 		"PIAUTH_STATE_DIR": e.state,
+		// The ledger, which chat leaves open for the process's exit, would
+		// pile up connections in this process.
+		"PIAUTH_LEDGER": "off",
 	}
 	return e
 }
 
-// chat runs `piauth chat ARGS` in-process.
+// chat runs `piauth chat ARGS`: as a real process (so that no SQLite
+// store stays in this one: the process tests after these measure its
+// memory through fork), or in-process when errTTY fakes a terminal.
 func (e *convoEnv) chat(stdin string, args ...string) chatResult {
 	e.t.Helper()
-	f, bufs := newTestFactory(stdin, e.env)
-	f.IO.ErrTTY = e.errTTY
-	argv := append([]string{"piauth", "--dir", e.dir, "--keyring", "off", "chat"}, args...)
-	res := chatResult{code: run(context.Background(), f, argv), out: bufs.Out.String(), err: bufs.Err.String()}
+	argv := append([]string{"--dir", e.dir, "--keyring", "off", "chat"}, args...)
+	var res chatResult
+	if e.errTTY {
+		f, bufs := newTestFactory(stdin, e.env)
+		f.IO.ErrTTY = true
+		res = chatResult{code: run(context.Background(), f, append([]string{"piauth"}, argv...)), out: bufs.Out.String(), err: bufs.Err.String()}
+	} else {
+		p := relRun(e.t, e.env, stdin, argv...)
+		res = chatResult{code: p.code, out: p.out, err: p.err}
+	}
 	for _, tok := range e.tokens {
 		assert.NotContains(e.t, res.out+res.err, tok, "a whole token was printed")
 	}
@@ -76,15 +89,20 @@ func (e *convoEnv) mustChat(stdin string, args ...string) chatResult {
 	return res
 }
 
-// stored opens the conversation store the runs wrote.
+// stored lists the stored conversations, the most recent first (through
+// `piauth chat --list --json`, a real process).
 func (e *convoEnv) stored() []convo.Conversation {
 	e.t.Helper()
-	db, err := convo.Open(context.Background(), filepath.Join(e.state, convo.FileName), convo.Options{})
-	require.NoError(e.t, err)
-	defer db.Close()
-	cs, err := db.List(context.Background(), 0)
-	require.NoError(e.t, err)
-	return cs
+	p := relRun(e.t, e.env, "", "--keyring", "off", "chat", "--list", "--json")
+	require.Equal(e.t, 0, p.code, p.err)
+	var items []conversationItem
+	require.NoError(e.t, json.Unmarshal([]byte(p.out), &items), p.out)
+	out := make([]convo.Conversation, len(items))
+	for i, it := range items {
+		out[i] = convo.Conversation{ID: it.ID, Created: it.Created, Updated: it.Updated, Model: it.Model, System: it.System,
+			Tools: it.Tools, ToolsFile: it.ToolsFile, Fingerprint: it.Fingerprint, Title: it.Title, Turns: it.Turns, CostUSD: it.CostUSD}
+	}
+	return out
 }
 
 // bodies are the raw Messages request bodies, decoded.
@@ -330,6 +348,7 @@ func TestChatQuietAndThinkingLabel(t *testing.T) {
 			e := newConvoEnv(t, tt.token)
 			e.errTTY = tt.errTTY
 			e.env["NO_COLOR"] = "1"
+			e.env["PIAUTH_LOG"] = "off" // in-process on a fake terminal: no store to keep open
 			res := e.mustChat("", tt.args...)
 			assert.NotEmpty(t, res.out)
 			assert.Contains(t, res.err, tt.wantErr)
@@ -480,9 +499,17 @@ func TestChatStreamTurnStored(t *testing.T) {
 	})
 	t.Run("an answer over the limit is printed, not stored", func(t *testing.T) {
 		e := newConvoEnv(t, "huge")
-		res := e.mustChat("", "--stream", "hi")
-		assert.Len(t, res.out, 4200000+1)
-		assert.Contains(t, res.err, "an answer of more than 4.0 MB is not stored")
+		e.env["PIAUTH_BASE_URL"] = emulatorProcess(t, convoScenario)
+		// A real process, its output counted, not kept: megabytes stay out
+		// of this one.
+		cmd := exec.Command(piauthBinary(t), "--dir", e.dir, "--keyring", "off", "chat", "--stream", "hi")
+		cmd.Env = relEnv(e.env)
+		var out byteCounter
+		var stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &stderr
+		require.NoError(t, cmd.Run(), stderr.String())
+		assert.Equal(t, 4200000+1, int(out))
+		assert.Contains(t, stderr.String(), "an answer of more than 4.0 MB is not stored")
 		assert.Empty(t, e.stored())
 	})
 }
@@ -505,4 +532,33 @@ func TestChatJSONConversationID(t *testing.T) {
 	e.env["PIAUTH_LOG"] = "off"
 	off := lastEvent(e.mustChat("", "--json", "hi").out)
 	assert.NotContains(t, off, "conversation_id", "not stored: no id")
+}
+
+// emulatorProcess runs `piauth emulator` with scenario as a child process
+// (for tests moving megabytes, kept out of the test process) and returns its
+// URL; the process is killed at the end of the test.
+func emulatorProcess(t *testing.T, scenario string) string {
+	t.Helper()
+	sc := filepath.Join(t.TempDir(), "scenario.json")
+	require.NoError(t, os.WriteFile(sc, []byte(scenario), 0o600))
+	cmd := exec.Command(piauthBinary(t), "emulator", "--quiet", "--scenario", sc)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(line, "listening on http://"), "first line: %q", line)
+	return strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
+}
+
+// byteCounter counts what is written to it.
+type byteCounter int64
+
+func (c *byteCounter) Write(p []byte) (int, error) {
+	*c += byteCounter(len(p))
+	return len(p), nil
 }
