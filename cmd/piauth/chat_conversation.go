@@ -113,18 +113,15 @@ func convoOpenError(err error) error {
 	return err
 }
 
-// Close waits for the background open and closes the store, so that
-// nothing touches it once chat returns.
+// Close waits for the background open, so that nothing touches the store
+// once chat returns. The store itself is left open for the process's exit
+// to drop, as the ledger is: a clean close of the last connection
+// checkpoints the WAL, which measured 4 ms (an fsync) that a short-lived
+// process need not wait for; every turn is already committed, and the next
+// opener reads the short WAL back.
 func (s *convoStore) Close() {
-	if s == nil {
-		return
-	}
-	<-s.opened
-	if s.db != nil {
-		if err := s.db.Close(); err != nil {
-			s.warn("%v", err)
-		}
-		s.db = nil
+	if s != nil {
+		<-s.opened
 	}
 }
 
