@@ -66,6 +66,9 @@ type convoStore struct {
 	opened chan struct{} // closed when db/err are set
 	db     *convo.DB
 	err    error
+	// save, when set, stores a turn instead of db (tests of the session
+	// that keep SQLite out of the test process).
+	save func(ctx context.Context, c *convo.Conversation, t *convo.Turn) error
 
 	warnOnce sync.Once
 }
@@ -133,7 +136,10 @@ func (s *convoStore) record(ctx context.Context, c *convo.Conversation, t *convo
 	}
 	<-s.opened
 	err := s.err
-	if err == nil {
+	switch {
+	case s.save != nil:
+		err = s.save(ctx, c, t)
+	case err == nil:
 		err = s.db.Record(context.WithoutCancel(ctx), c, t)
 	}
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -45,6 +46,9 @@ type convoEnv struct {
 func newConvoEnv(t *testing.T, token string) *convoEnv {
 	t.Helper()
 	h := newChatHarness(t, convoScenario)
+	// Give the memory of each test back: the process tests after these
+	// measure this process's peak through fork (see chat).
+	t.Cleanup(debug.FreeOSMemory)
 	if token != "" {
 		h.login(chatToken(token))
 	}
@@ -455,10 +459,18 @@ func TestChatInteractiveTurnsStored(t *testing.T) {
 func TestChatSessionReset(t *testing.T) {
 	e := newConvoEnv(t, "plain")
 	f, _ := newTestFactory("", e.env)
-	opts := &chatOptions{IO: f.IO, Messages: f.MessagesClient, Conversations: f.Conversations(context.Background()),
-		MaxTokens: 100}
 	f.Dir = e.dir
 	f.KeyringMode = "off"
+	// The turns are "stored" in memory: this test runs the session
+	// in-process, and SQLite is kept out of the test process.
+	saved := map[string][]string{} // conversation id → the system prompt of each turn
+	opened := make(chan struct{})
+	close(opened)
+	store := &convoStore{opened: opened, warn: t.Logf, save: func(_ context.Context, c *convo.Conversation, _ *convo.Turn) error {
+		saved[c.ID] = append(saved[c.ID], c.System)
+		return nil
+	}}
+	opts := &chatOptions{IO: f.IO, Messages: f.MessagesClient, Conversations: store, MaxTokens: 100}
 	require.NoError(t, opts.resolveModel())
 	client, err := opts.Messages(context.Background(), messagesOptions{})
 	require.NoError(t, err)
@@ -467,20 +479,20 @@ func TestChatSessionReset(t *testing.T) {
 		_, err := s.turn(context.Background(), p)
 		require.NoError(t, err)
 	}
+	first := s.convID()
 	s.reset()
+	assert.Empty(t, s.convID(), "reset forgets the conversation")
 	opts.System = "now terse" // the REPL's /system
 	_, err = s.turn(context.Background(), "three")
 	require.NoError(t, err)
-	opts.Conversations.Close()
 	reqs := e.requests()
 	require.Len(t, reqs, 3)
 	assert.Len(t, reqs[1].Messages, 3)
 	assert.Len(t, reqs[2].Messages, 1, "reset clears the history")
 	assert.Equal(t, "now terse", reqs[2].System[len(reqs[2].System)-1].Text)
-	cs := e.stored()
-	require.Len(t, cs, 2, "the turn after reset starts a new stored conversation")
-	assert.Equal(t, []int{1, 2}, []int{cs[0].Turns, cs[1].Turns})
-	assert.Equal(t, "now terse", cs[0].System)
+	require.Len(t, saved, 2, "the turn after reset starts a new stored conversation")
+	assert.Equal(t, []string{"", ""}, saved[first])
+	assert.Equal(t, []string{"now terse"}, saved[s.convID()])
 }
 
 func TestChatStreamTurnStored(t *testing.T) {
