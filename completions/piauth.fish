@@ -74,7 +74,7 @@ end
 # __piauth_takes_value PATH FLAG: succeeds when FLAG takes a value.
 function __piauth_takes_value
     switch "$argv[1]/$argv[2]"
-        case '/--dir' '/--keyring' '/--timeout' 'login/--port' 'login/--label' 'login/--authorize-url' 'login/--token-url' 'key add/--label' 'chat/--model' 'chat/-m' 'chat/--system' 'chat/-s' 'chat/--max-tokens' 'chat/--thinking' 'chat/--tools' 'chat/--switch-at' 'proxy/--addr' 'proxy/--switch-at' 'proxy/--allow-origin' 'proxy/--max-retry-after' 'proxy/--wait-for-key' 'proxy install/--binary' 'proxy install/--port' 'proxy install/--addr' 'proxy install/--switch-at' 'proxy install/--max-retry-after' 'proxy install/--wait-for-key' 'proxy install/--allow-origin' 'usage report/--since' 'usage report/--until' 'usage report/--by' 'emulator/--addr' 'emulator/--scenario' 'emulator/--expires-in'
+        case '/--dir' '/--keyring' '/--timeout' 'login/--port' 'login/--label' 'login/--authorize-url' 'login/--token-url' 'key add/--label' 'chat/--model' 'chat/-m' 'chat/--system' 'chat/-s' 'chat/--max-tokens' 'chat/--thinking' 'chat/--tools' 'chat/--switch-at' 'chat/--cid' 'chat/--attach' 'chat/-a' 'chat/--tool-result' 'chat/--tool-error' 'chat/--show' 'chat/--delete' 'chat/--temperature' 'chat/--top-p' 'chat/--stop' 'proxy/--addr' 'proxy/--switch-at' 'proxy/--allow-origin' 'proxy/--max-retry-after' 'proxy/--wait-for-key' 'proxy install/--binary' 'proxy install/--port' 'proxy install/--addr' 'proxy install/--switch-at' 'proxy install/--max-retry-after' 'proxy install/--wait-for-key' 'proxy install/--allow-origin' 'usage report/--since' 'usage report/--until' 'usage report/--by' 'emulator/--addr' 'emulator/--scenario' 'emulator/--expires-in'
             return 0
     end
     return 1
@@ -213,6 +213,19 @@ complete -c piauth -n '__piauth_at \'chat\'' -l show-thinking -d 'show thinking 
 complete -c piauth -n '__piauth_at \'chat\'' -s i -l interactive -d 'multi-turn conversation, one prompt per line'
 complete -c piauth -n '__piauth_at \'chat\'' -l wait -d 'when every pooled key is rate-limited, wait for the first to free'
 complete -c piauth -n '__piauth_at \'chat\'' -l switch-at -x -d 'start new requests on the key with the most headroom once the active key reports PERCENT used (1-100) [$PIAUTH_SWITCH_AT]'
+complete -c piauth -n '__piauth_at \'chat\'' -s c -l continue -d 'continue the last conversation'
+complete -c piauth -n '__piauth_at \'chat\'' -l cid -x -d 'continue the conversation ID (a unique prefix will do)'
+complete -c piauth -n '__piauth_at \'chat\'' -s a -l attach -r -F -d 'attach FILE: an image, a PDF or a text file (repeatable)'
+complete -c piauth -n '__piauth_at \'chat\'' -l tool-result -x -d 'answer a tool call: ID=JSON or ID=@FILE (repeatable; with -c or --cid)'
+complete -c piauth -n '__piauth_at \'chat\'' -l tool-error -x -d 'answer a tool call as failed: ID=TEXT or ID=@FILE (repeatable)'
+complete -c piauth -n '__piauth_at \'chat\'' -l list -d 'list the stored conversations (with --json: a JSON array)'
+complete -c piauth -n '__piauth_at \'chat\'' -l show -x -d 'print conversation ID (with --json: its stored messages)'
+complete -c piauth -n '__piauth_at \'chat\'' -l delete -x -d 'delete conversation ID'
+complete -c piauth -n '__piauth_at \'chat\'' -l temperature -x -d 'sampling temperature T (0-1; 1 with --thinking)'
+complete -c piauth -n '__piauth_at \'chat\'' -l top-p -x -d 'nucleus sampling P (0-1; 0.95-1 with --thinking)'
+complete -c piauth -n '__piauth_at \'chat\'' -l stop -x -d 'stop sequence TEXT (repeatable)'
+complete -c piauth -n '__piauth_at \'chat\'' -s q -l quiet -d 'no accounting line on stderr'
+complete -c piauth -n '__piauth_at \'chat\'' -l allow-truncated -d 'exit 0 when the answer is cut at max_tokens'
 complete -c piauth -n '__piauth_at \'chat\'' -s h -l help -d 'show help'
 
 # piauth proxy

@@ -47,6 +47,8 @@
 #                         paced at 20 events/s each (BenchmarkProxyTTFB added-p99-ms; median of runs)
 #   proxy_kb_per_stream   RSS of a real `piauth proxy` with 200 streams held open mid-way − idle, per
 #                         stream (BenchmarkProxyHeldStreams in cmd/piauth, median)
+#   convo_added_ms        `piauth chat` storing its turn (conversations.db) − with PIAUTH_LOG=off (median of paired runs)
+#   convo_continue_ms     `piauth chat --cid` on a stored 20-turn conversation (2 KB answers) − a new chat (median of paired runs)
 #
 # Knobs (environment): BENCH_COUNT (`go test -count 1` runs per Go benchmark, default 5;
 # the proxy load benchmarks, a minute each, run BENCH_LOAD_COUNT times, default 3),
@@ -445,6 +447,73 @@ if PIAUTH_BENCH_LEDGER=$REPORT_STATE/ledger.db go test -count=1 -run '^TestRepor
 else
 	log "filling the ledger failed:"; tail -20 "$WORK/fill.out" >&2
 	na usage_report_100k_ms "goal <= 200"
+fi
+
+# 4f. The conversation store (pkg/convo): a chat storing its turn versus
+# PIAUTH_LOG=off, interleaved, the median of the per-pair differences; then
+# continuing a 20-turn conversation (load, pin, resend) versus a new chat.
+log "conversation store on vs off, $((RUNS * 2)) pairs (interleaved)…"
+A_CONVO=$WORK/agent-convo
+agent_auth "$A_CONVO" "$(tok bench-small-convo)"
+CONVO_STATE=$WORK/state-convo
+chat_convo() { PIAUTH_STATE_DIR=$CONVO_STATE PIAUTH_LEDGER=off piauth --dir "$A_CONVO" chat hello; }
+chat_noconvo() { PIAUTH_STATE_DIR=$CONVO_STATE PIAUTH_LEDGER=off PIAUTH_LOG=off piauth --dir "$A_CONVO" chat hello; }
+: >"$WORK/convo.pairs"
+ok=1
+if chat_convo >/dev/null 2>&1 && chat_noconvo >/dev/null 2>&1; then # warm-up; creates the store
+	for _ in $(seq $((RUNS * 2))); do
+		on=$(time_ms chat_convo) || { ok=0; break; }
+		off=$(time_ms chat_noconvo) || { ok=0; break; }
+		printf '%s %s\n' "$on" "$off" >>"$WORK/convo.pairs"
+	done
+else
+	ok=0
+fi
+if ((ok)) && v=$(awk '{ print $1 - $2 }' "$WORK/convo.pairs" | median | awk '{ printf "%.2f", $1 }'); then
+	result convo_added_ms "$v" "goal <= 2 (on $(awk '{ print $1 }' "$WORK/convo.pairs" | median) ms, off $(awk '{ print $2 }' "$WORK/convo.pairs" | median) ms)"
+else
+	log "conversation chats failed:"; cat "$WORK/last.err" >&2 || true
+	na convo_added_ms "goal <= 2"
+fi
+# Continuing needs a conversation of realistic turns (2 KB answers, not the
+# 100 KB default reply): a second emulator serves those.
+log "continue a 20-turn conversation vs a new chat, $RUNS pairs…"
+printf '%s\n' '{"reply": {"text": "A short answer, as most are. ", "size": 2000, "deltas": 40}}' >"$WORK/convo-scenario.json"
+"$BIN" emulator --quiet --scenario "$WORK/convo-scenario.json" >"$WORK/emu-convo.out" 2>"$WORK/emu-convo.err" &
+EMU_CONVO_PID=$!
+trap 'kill "$EMU_CONVO_PID" 2>/dev/null || true; cleanup' EXIT
+URL_CONVO=""
+for _ in $(seq 100); do
+	URL_CONVO=$(head -n 1 "$WORK/emu-convo.out" 2>/dev/null | awk '{ print $NF }')
+	[[ $URL_CONVO == http://* ]] && break
+	kill -0 "$EMU_CONVO_PID" 2>/dev/null || break
+	sleep 0.1
+done
+CONT_STATE=$WORK/state-continue
+convo_env() { PIAUTH_STATE_DIR=$CONT_STATE PIAUTH_LEDGER=off PIAUTH_BASE_URL=$URL_CONVO PIAUTH_TOKEN_URL=$URL_CONVO/v1/oauth/token "$@"; }
+chat_new() { convo_env "$BIN" --keyring off --dir "$A_CONVO" chat hello; }
+chat_cont() { convo_env "$BIN" --keyring off --dir "$A_CONVO" chat --cid "$CID" again; }
+: >"$WORK/cont.pairs"
+ok=1
+CID=""
+if [[ $URL_CONVO == http://* ]] && chat_new >/dev/null 2>&1; then
+	for _ in $(seq 19); do convo_env "$BIN" --keyring off --dir "$A_CONVO" chat -c more >/dev/null 2>&1 || ok=0; done
+	CID=$(convo_env "$BIN" chat --list --json | awk -F'"' '/"id"/ { print $4; exit }')
+	for _ in $(seq "$RUNS"); do
+		c=$(time_ms chat_cont) || { ok=0; break; }
+		n=$(time_ms chat_new) || { ok=0; break; }
+		printf '%s %s\n' "$c" "$n" >>"$WORK/cont.pairs"
+	done
+else
+	ok=0
+fi
+kill "$EMU_CONVO_PID" 2>/dev/null || true
+wait "$EMU_CONVO_PID" 2>/dev/null || true
+if ((ok)) && [[ -n $CID ]] && v=$(awk '{ print $1 - $2 }' "$WORK/cont.pairs" | median | awk '{ printf "%.2f", $1 }'); then
+	result convo_continue_ms "$v" "goal <= 10 (continue $(awk '{ print $1 }' "$WORK/cont.pairs" | median) ms, new $(awk '{ print $2 }' "$WORK/cont.pairs" | median) ms)"
+else
+	log "continued chats failed:"; cat "$WORK/last.err" "$WORK/emu-convo.err" >&2 || true
+	na convo_continue_ms "goal <= 10"
 fi
 
 # ---------------------------------------------------------------------------

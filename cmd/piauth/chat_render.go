@@ -40,6 +40,7 @@ func newRenderer(o *chatOptions) renderer {
 		live:     o.Stream,
 		thinking: o.ShowThinking || o.IO.ErrTTY,
 		dim:      o.IO.ErrScheme().Dim,
+		labelled: -1,
 	}
 	if o.Stream && !o.IO.OutTTY {
 		// A pipe or file gets whole lines: one write per line instead of one
@@ -66,6 +67,7 @@ type textRenderer struct {
 	dim              func(a ...any) string
 
 	outOpen, errOpen bool // the last line written to stdout / stderr is not ended
+	labelled         int  // index of the thinking block under the last "thinking:" label, -1 none
 
 	lines *bufio.Writer // line buffer in front of a non-terminal stdout, else nil
 }
@@ -89,7 +91,7 @@ func (r *textRenderer) Delta(d stream.Delta) error {
 	case len(d.Text) > 0:
 		return r.text(d.Text)
 	case len(d.Thinking) > 0 && r.thinking:
-		return r.think(d.Thinking)
+		return r.think(d.Index, d.Thinking)
 	case d.ToolUse != nil:
 		return r.toolUse(d.ToolUse)
 	}
@@ -104,7 +106,7 @@ func (r *textRenderer) Finish(msg *stream.Message, _ error) error {
 			switch b.Type {
 			case "thinking":
 				if r.thinking {
-					err = r.think([]byte(b.Thinking))
+					err = r.think(i, []byte(b.Thinking))
 				}
 			case "text":
 				err = r.text([]byte(b.Text))
@@ -141,12 +143,23 @@ func (r *textRenderer) text(p []byte) error {
 	return nil
 }
 
-func (r *textRenderer) think(p []byte) error {
+// think writes thinking on stderr, each block under a "thinking:" label
+// line, so that it reads apart from the answer without colour too.
+func (r *textRenderer) think(index int, p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
 	if err := r.endOut(); err != nil {
 		return err
+	}
+	if index != r.labelled {
+		if err := r.endErr(); err != nil {
+			return err
+		}
+		if _, err := io.WriteString(r.errOut, r.dim("thinking:")+"\n"); err != nil {
+			return err
+		}
+		r.labelled = index
 	}
 	if r.safeErr {
 		if p = termsafe.Strip(p); len(p) == 0 {
@@ -217,7 +230,8 @@ func (r *textRenderer) endErr() error {
 //	{"type":"usage","usage":{USAGE}}                       (after message_start and message_delta)
 //	{"type":"error","error_type":"overloaded_error","message":"Overloaded","status":529,"request_id":"req_…"}
 //	{"type":"message","id":"msg_…","model":"claude-sonnet-4-5","content":[BLOCK…],
-//	 "stop_reason":"end_turn","stop_sequence":"…","usage":{USAGE},"cost_usd":0.0123}
+//	 "stop_reason":"end_turn","stop_sequence":"…","usage":{USAGE},"cost_usd":0.0123,
+//	 "conversation_id":"7k3m9q2x4a"}
 //
 // USAGE is {"input_tokens","output_tokens","cache_creation_input_tokens",
 // "cache_read_input_tokens"} plus, when reported, "cache_creation_5m_input_tokens",
@@ -230,10 +244,12 @@ func (r *textRenderer) endErr() error {
 // instead (error_type is the API's error type, or "truncated",
 // "interrupted", "error"; status and request_id only for HTTP errors).
 // stop_sequence is omitted when empty; cost_usd is null for a model without
-// a known price.
+// a known price; conversation_id (the id -c/--cid take) only when the turn
+// is stored.
 type jsonRenderer struct {
-	enc     *json.Encoder
-	service *stream.Service // prices the final message
+	enc          *json.Encoder
+	service      *stream.Service // prices the final message
+	conversation string          // the id the turn is stored under, "" when not stored
 }
 
 type (
@@ -274,6 +290,7 @@ type (
 		StopSequence string         `json:"stop_sequence,omitempty"`
 		Usage        stream.Usage   `json:"usage"`
 		CostUSD      *float64       `json:"cost_usd"`
+		Conversation string         `json:"conversation_id,omitempty"`
 	}
 )
 
@@ -312,7 +329,7 @@ func (r *jsonRenderer) Finish(msg *stream.Message, err error) error {
 		return nil
 	}
 	ev := messageEvent{Type: "message", ID: msg.ID, Model: msg.Model, Content: msg.Content,
-		StopReason: msg.StopReason, StopSequence: msg.StopSequence, Usage: msg.Usage}
+		StopReason: msg.StopReason, StopSequence: msg.StopSequence, Usage: msg.Usage, Conversation: r.conversation}
 	if ev.Content == nil {
 		ev.Content = []stream.Block{}
 	}

@@ -2,17 +2,18 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/piauth/piauth/pkg/convo"
+	"github.com/piauth/piauth/pkg/rotate"
 	"github.com/piauth/piauth/pkg/stream"
 )
 
@@ -32,10 +33,14 @@ type chatOptions struct {
 	Service *stream.Service
 	// Ledger records every answer (Factory.Ledger; nil: off).
 	Ledger *ledgerSink
+	// Conversations stores every turn (Factory.Conversations; nil: off).
+	Conversations *convoStore
 
 	Args         []string // prompt words
 	Model        string
+	ModelSet     bool // -m was given (a continued conversation keeps its model otherwise)
 	System       string
+	SystemSet    bool // -s was given
 	MaxTokens    int
 	MaxTokensSet bool // --max-tokens was given (else it grows to fit --thinking)
 	Thinking     int  // thinking budget, 0 = off
@@ -46,6 +51,20 @@ type chatOptions struct {
 	Interactive  bool
 	Wait         bool
 	SwitchAt     float64 // --switch-at percent (0: PIAUTH_SWITCH_AT)
+
+	Quiet          bool     // -q: no accounting line
+	AllowTruncated bool     // a one-shot answer cut at max_tokens exits 0
+	Temperature    *float64 // --temperature (nil: the API's default)
+	TopP           *float64 // --top-p
+	Stop           []string // --stop, repeatable
+	Attach         []string // -a FILE, repeatable
+	Continue       bool     // -c: continue the last conversation
+	CID            string   // --cid ID (a unique prefix will do)
+	ToolResults    []string // --tool-result ID=JSON|@FILE
+	ToolErrors     []string // --tool-error ID=TEXT|@FILE (is_error)
+	List           bool     // --list
+	Show           string   // --show ID
+	Delete         string   // --delete ID
 }
 
 func newChatCmd(f *Factory) *cli.Command {
@@ -69,7 +88,18 @@ The last stderr line is the accounting, e.g.
 -m takes a model id or an alias (opus, sonnet, haiku, fable; see 'piauth
 models'); a retired model is refused with its replacement named. The default
 is the alias sonnet ($PIAUTH_MODEL changes it); --max-tokens defaults to 4096,
-raised above --thinking when only --thinking is given.`,
+raised above --thinking when only --thinking is given.
+
+Every turn is stored (the state dir's conversations.db; PIAUTH_LOG=off turns
+it off): -c continues the last conversation, --cid ID another (a unique
+prefix of the id will do), on the key that answered it. --list, --show ID
+and --delete ID manage them. A turn that ends in tool_use is answered with
+-c --tool-result ID=JSON (or ID=@FILE; --tool-error for a failed tool), one
+per tool call; the tools file is remembered. -a FILE attaches an image (png,
+jpeg, gif, webp; 3.75 MB), a PDF (32 MB) or a text file.
+
+An answer cut at max_tokens says so on stderr and exits 5 (0 with
+--allow-truncated); refusal and pause_turn are said too.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "stream", Usage: "print the answer as it arrives"},
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "`MODEL` id or alias (default: sonnet) [$PIAUTH_MODEL]"},
@@ -82,6 +112,19 @@ raised above --thinking when only --thinking is given.`,
 			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "multi-turn conversation, one prompt per line"},
 			&cli.BoolFlag{Name: "wait", Usage: "when every pooled key is rate-limited, wait for the first to free"},
 			&cli.Float64Flag{Name: "switch-at", Usage: "start new requests on the key with the most headroom once the active key reports `PERCENT` used (1-100) [$PIAUTH_SWITCH_AT]"},
+			&cli.BoolFlag{Name: "continue", Aliases: []string{"c"}, Usage: "continue the last conversation"},
+			&cli.StringFlag{Name: "cid", Usage: "continue the conversation `ID` (a unique prefix will do)"},
+			repeatedFlag("attach", []string{"a"}, "attach `FILE`: an image, a PDF or a text file (repeatable)"),
+			repeatedFlag("tool-result", nil, "answer a tool call: `ID=JSON` or ID=@FILE (repeatable; with -c or --cid)"),
+			repeatedFlag("tool-error", nil, "answer a tool call as failed: `ID=TEXT` or ID=@FILE (repeatable)"),
+			&cli.BoolFlag{Name: "list", Usage: "list the stored conversations (with --json: a JSON array)"},
+			&cli.StringFlag{Name: "show", Usage: "print conversation `ID` (with --json: its stored messages)"},
+			&cli.StringFlag{Name: "delete", Usage: "delete conversation `ID`"},
+			&cli.Float64Flag{Name: "temperature", Usage: "sampling temperature `T` (0-1; 1 with --thinking)", DefaultText: "the API's, 1"},
+			&cli.Float64Flag{Name: "top-p", Usage: "nucleus sampling `P` (0-1; 0.95-1 with --thinking)", DefaultText: "unset"},
+			repeatedFlag("stop", nil, "stop sequence `TEXT` (repeatable)"),
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no accounting line on stderr"},
+			&cli.BoolFlag{Name: "allow-truncated", Usage: "exit 0 when the answer is cut at max_tokens"},
 		},
 		Action: func(c *cli.Context) error {
 			svc, err := f.Service()
@@ -107,6 +150,8 @@ raised above --thinking when only --thinking is given.`,
 				Wait:         c.Bool("wait"),
 				SwitchAt:     c.Float64("switch-at"),
 			}
+			opts.conversationFlags(c)
+			opts.Conversations = f.Conversations(c.Context)
 			if opts.Model == "" {
 				opts.Model = f.Getenv("PIAUTH_MODEL")
 			}
@@ -119,17 +164,21 @@ raised above --thinking when only --thinking is given.`,
 // interactive loop.
 func chatRun(ctx context.Context, opts *chatOptions) error {
 	defer opts.Ledger.Close()
-	if err := opts.resolveModel(); err != nil {
+	defer opts.Conversations.Close()
+	if err := opts.checkModes(); err != nil {
 		return err
 	}
-	if err := opts.checkLimits(); err != nil {
-		return err
+	if opts.List || opts.Show != "" || opts.Delete != "" {
+		return chatManage(ctx, opts)
 	}
-	tools, err := loadTools(opts.ToolsFile)
-	if err != nil {
+	s := &chatSession{opts: opts}
+	if err := s.prepare(ctx); err != nil {
 		return err
 	}
 	prompt, interactive, err := opts.prompt()
+	if errors.Is(err, errEmptyPrompt) && (s.results != nil || s.attachments != nil || s.paused) {
+		prompt, err = "", nil // the turn is the tool results, the files, or a paused turn resumed
+	}
 	if err != nil {
 		return err
 	}
@@ -137,7 +186,7 @@ func chatRun(ctx context.Context, opts *chatOptions) error {
 	if err != nil {
 		return err
 	}
-	s := &chatSession{opts: opts, client: client, tools: tools}
+	s.client, s.interactive = client, interactive
 	if interactive {
 		return s.loop(ctx, prompt)
 	}
@@ -179,8 +228,11 @@ func (o *chatOptions) checkLimits() error {
 	case o.Thinking >= o.MaxTokens:
 		return usagef("--max-tokens (%d) must exceed --thinking (%d)", o.MaxTokens, o.Thinking)
 	}
-	return nil
+	return o.checkSampling()
 }
+
+// errEmptyPrompt: neither arguments nor stdin held a prompt.
+var errEmptyPrompt = errors.New("empty prompt: give it as arguments or on stdin")
 
 // prompt builds the first prompt. Piped stdin comes first, then a blank line,
 // then the arguments (as llm does). interactive is true with -i, or with
@@ -207,49 +259,14 @@ func (o *chatOptions) prompt() (prompt string, interactive bool, err error) {
 		}
 	}
 	if len(parts) == 0 {
-		return "", false, usagef("empty prompt: give it as arguments or on stdin")
+		return "", false, usagef("%w", errEmptyPrompt)
 	}
 	return strings.Join(parts, "\n\n"), false, nil
 }
 
-// loadTools reads and validates --tools FILE: a JSON array of tool
-// definitions, each with a name and, for client tools, an input_schema
-// object (server tools, which have a type such as web_search_20250305, need
-// only a name). It returns the compacted array, or nil without a file.
-func loadTools(path string) (json.RawMessage, error) {
-	if path == "" {
-		return nil, nil
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, usagef("--tools: %w", err)
-	}
-	var defs []map[string]json.RawMessage
-	if err := json.Unmarshal(data, &defs); err != nil {
-		return nil, usagef("--tools %s: not a JSON array of tool definitions: %w", path, err)
-	}
-	if len(defs) == 0 {
-		return nil, usagef("--tools %s: the array holds no tools", path)
-	}
-	for i, d := range defs {
-		var name, typ string
-		if json.Unmarshal(d["name"], &name) != nil || name == "" {
-			return nil, usagef("--tools %s: tool %d has no name", path, i+1)
-		}
-		_ = json.Unmarshal(d["type"], &typ)
-		schema := bytes.TrimSpace(d["input_schema"])
-		if (typ == "" || typ == "custom") && (len(schema) == 0 || schema[0] != '{') {
-			return nil, usagef("--tools %s: tool %q needs an input_schema object", path, name)
-		}
-	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, data); err != nil {
-		return nil, usagef("--tools %s: %w", path, err)
-	}
-	return buf.Bytes(), nil
-}
-
-// chatSession holds a conversation: the client, the tools and the turns so far.
+// chatSession holds a conversation: the client, the tools and the turns so
+// far. opts.Model and opts.System are read at every turn (the REPL may
+// change them); reset starts a new conversation.
 type chatSession struct {
 	opts    *chatOptions
 	client  *messagesClient
@@ -257,32 +274,64 @@ type chatSession struct {
 	history []json.RawMessage // user and assistant turns, in order
 	// discard: a single --stream turn in text mode prints the answer as it
 	// arrives and needs nothing of it afterwards, so its text is not kept
-	// (constant memory however long the answer).
-	discard bool
+	// (constant memory however long the answer; a textKeeper keeps a copy
+	// of bounded size for the store).
+	discard     bool
+	interactive bool // the loop: waiting tool calls are declined, a cut answer does not end it
+
+	conv        *convo.Conversation // the stored conversation (nil until its first turn is stored)
+	pinKey      string              // fingerprint of the key that answered last: the next turn starts there
+	pending     []string            // ids of the tool calls the last answer waits on
+	paused      bool                // the last answer stopped with pause_turn
+	results     []toolResult        // tool results for the next turn
+	attachments []json.RawMessage   // attachment blocks for the next turn
 }
 
-// turn sends prompt after the history, renders the answer and returns it.
-// The history is not changed (loop decides what to keep).
+// turn sends prompt (with the tool results and attachments given for it)
+// after the history, on the key the conversation is pinned to, renders the
+// answer and returns it. A completed answer is recorded: appended to the
+// history and stored. A stop reason worth knowing (max_tokens, refusal,
+// pause_turn) is said on stderr; a one-shot answer cut at max_tokens is a
+// *truncatedError unless --allow-truncated.
 func (s *chatSession) turn(ctx context.Context, prompt string) (*stream.Message, error) {
 	o := s.opts
+	user, err := s.nextUser(prompt)
+	if err != nil {
+		return nil, err
+	}
+	msgs := s.history
+	if user != nil {
+		msgs = slices.Concat(s.history, []json.RawMessage{user})
+	}
 	params := stream.Params{
-		Model:     o.Model,
-		System:    o.System,
-		MaxTokens: o.MaxTokens,
-		Thinking:  o.Thinking,
-		Messages:  slices.Concat(s.history, []json.RawMessage{stream.UserMessage(prompt)}),
-		Tools:     s.tools,
-		Stream:    true, // always streamed; without --stream the text is printed at the end
+		Model:         o.Model,
+		System:        o.System,
+		MaxTokens:     o.MaxTokens,
+		Thinking:      o.Thinking,
+		Messages:      msgs,
+		Tools:         s.tools,
+		Stream:        true, // always streamed; without --stream the text is printed at the end
+		Temperature:   o.Temperature,
+		TopP:          o.TopP,
+		StopSequences: o.Stop,
 	}
 	body, err := params.Body()
 	if err != nil {
 		return nil, usagef("%w", err)
 	}
-	req, err := stream.NewRequest(ctx, s.client.BaseURL, body)
+	if len(body) > maxRequestBytes {
+		return nil, usagef("the request is %s, over the API's %s limit (attachments and history count)", sizeMB(len(body)), sizeMB(maxRequestBytes))
+	}
+	pin := &rotate.Pin{Key: s.pinKey}
+	req, err := stream.NewRequest(rotate.WithPin(ctx, pin), s.client.BaseURL, body)
 	if err != nil {
 		return nil, err
 	}
+	s.ensureConv(prompt)
 	r := newRenderer(o)
+	if jr, ok := r.(*jsonRenderer); ok {
+		jr.conversation = s.convID()
+	}
 	led := s.ledger()
 	resp, err := s.client.HTTP.Do(req)
 	if err == nil {
@@ -293,9 +342,14 @@ func (s *chatSession) turn(ctx context.Context, prompt string) (*stream.Message,
 	}
 	defer resp.Body.Close()
 	var sawUsage bool
-	acc := stream.Accumulator{Tools: stream.ToolNamesFor(body), Discard: s.discard}
+	acc := stream.Accumulator{Tools: s.toolNames(), Discard: s.discard}
+	var keep *textKeeper
+	if s.discard && o.Conversations.storing() {
+		keep = &textKeeper{limit: maxStoredText}
+	}
 	msg, err := acc.Consume(resp.Body, func(d stream.Delta) error {
 		sawUsage = sawUsage || d.Usage != nil
+		keep.add(d)
 		if err := r.Delta(d); err != nil {
 			return err
 		}
@@ -304,10 +358,23 @@ func (s *chatSession) turn(ctx context.Context, prompt string) (*stream.Message,
 	if msg.Model == "" {
 		msg.Model = o.Model
 	}
+	shown := msg // the accounting line needs the usage
 	if !sawUsage {
-		return msg, led(ctx, resp, msg, s.report(ctx, r, nil, err))
+		shown = nil
 	}
-	return msg, led(ctx, resp, msg, s.report(ctx, r, msg, err))
+	if err = led(ctx, resp, msg, s.report(ctx, r, shown, err)); err != nil {
+		return msg, err
+	}
+	fp, _, _ := pin.Used()
+	if fp == "" { // the login answered: still say which credential
+		fp = requestFingerprint(resp.Request)
+	}
+	if keep.fill(msg) {
+		s.record(ctx, prompt, user, msg, fp)
+	} else {
+		o.Conversations.warn("an answer of more than %s is not stored", sizeMB(maxStoredText))
+	}
+	return msg, s.notice(msg)
 }
 
 // report finishes the rendering of a turn (final text or message object,
@@ -318,7 +385,7 @@ func (s *chatSession) report(ctx context.Context, r renderer, msg *stream.Messag
 	if ferr := r.Finish(msg, err); ferr != nil && err == nil {
 		err = ferr
 	}
-	if msg != nil {
+	if msg != nil && !s.opts.Quiet {
 		line := s.opts.Service.FormatUsage(msg.Usage, msg.Model)
 		if k := s.client.KeyLabel(); k != "" {
 			line += " · " + k
@@ -369,29 +436,9 @@ func (s *chatSession) loop(ctx context.Context, first string) error {
 	}
 }
 
-// remember appends a completed exchange to the history. Tool calls are left
-// out (interactive mode does not run tools, and a tool_use block must be
-// answered by a tool_result); an answer left empty drops the exchange.
-func (s *chatSession) remember(prompt string, msg *stream.Message) {
-	var blocks []stream.Block
-	for _, b := range msg.Content {
-		if b.Type != "tool_use" && b.Type != "server_tool_use" {
-			blocks = append(blocks, b)
-		}
-	}
-	if len(blocks) == 0 {
-		return
-	}
-	content, err := json.Marshal(blocks)
-	if err != nil {
-		return
-	}
-	turn, _ := json.Marshal(struct {
-		Role    string          `json:"role"`
-		Content json.RawMessage `json:"content"`
-	}{"assistant", content})
-	s.history = append(s.history, stream.UserMessage(prompt), turn)
-}
+// remember is kept for the loop's call: turn records every completed
+// exchange itself (history and store), so there is nothing left to do.
+func (s *chatSession) remember(string, *stream.Message) {}
 
 // readLines reads r line by line in the background so the loop can also
 // wait for Ctrl-C. The channel is closed at EOF or on a read error; closing

@@ -31,7 +31,7 @@ piauth key prune --yes                   # in a script`,
 	"key sync":    `piauth key sync                          # after editing key-rotation.json by hand`,
 	"key restore": `piauth key restore                       # key-rotation.json lost or corrupt: rebuild it from the keyring`,
 	"chat": `piauth chat --stream --thinking 2048 --show-thinking "Why is the sky blue?"
-git diff | piauth chat "Write a commit message for this" --json`,
+git diff | piauth chat "Write a commit message for this" && piauth chat -c "Shorter, please"`,
 	"models": `piauth models
 piauth models --json | jq -r '.models[].id'`,
 	"usage": `piauth usage

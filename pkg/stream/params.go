@@ -18,6 +18,11 @@ type Params struct {
 	Messages  []json.RawMessage // {"role":…, "content":…} objects
 	Tools     json.RawMessage   // optional JSON array of tool definitions
 	Stream    bool
+	// Sampling, sent only when set: temperature and top_p (0–1), and the
+	// stop sequences.
+	Temperature   *float64
+	TopP          *float64
+	StopSequences []string
 }
 
 // UserMessage returns a user turn with plain text content.
@@ -49,7 +54,11 @@ func (p Params) Body() ([]byte, error) {
 		Tools     json.RawMessage   `json:"tools,omitempty"`
 		Thinking  *thinking         `json:"thinking,omitempty"`
 		Stream    bool              `json:"stream,omitempty"`
-	}{Model: p.Model, MaxTokens: p.MaxTokens, System: p.System, Messages: p.Messages, Tools: p.Tools, Stream: p.Stream}
+		Temp      *float64          `json:"temperature,omitempty"`
+		TopP      *float64          `json:"top_p,omitempty"`
+		Stop      []string          `json:"stop_sequences,omitempty"`
+	}{Model: p.Model, MaxTokens: p.MaxTokens, System: p.System, Messages: p.Messages, Tools: p.Tools, Stream: p.Stream,
+		Temp: p.Temperature, TopP: p.TopP, Stop: p.StopSequences}
 	if p.Thinking > 0 {
 		body.Thinking = &thinking{"enabled", p.Thinking}
 	}
