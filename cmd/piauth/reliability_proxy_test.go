@@ -113,17 +113,25 @@ func longLineUpstream(t *testing.T, stop bool) (up *httptest.Server, sent <-chan
 // peakRSSMB is VmHWM of process pid, in MB (rounded up).
 func peakRSSMB(t *testing.T, pid int) int {
 	t.Helper()
+	mb, ok := vmHWM(pid)
+	require.True(t, ok, "no VmHWM in /proc/%d/status", pid)
+	return mb
+}
+
+// vmHWM reads VmHWM of process pid in MB (rounded up); false when the
+// process is gone or has no memory (a zombie).
+func vmHWM(pid int) (int, bool) {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	require.NoError(t, err)
+	if err != nil {
+		return 0, false
+	}
 	for _, line := range strings.Split(string(data), "\n") {
 		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
 			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
-			require.NoError(t, err, line)
-			return (kb + 1023) / 1024
+			return (kb + 1023) / 1024, err == nil
 		}
 	}
-	t.Fatalf("no VmHWM in /proc/%d/status", pid)
-	return 0
+	return 0, false
 }
 
 // freePort is a loopback TCP port free a moment ago.
