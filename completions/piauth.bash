@@ -90,7 +90,7 @@ __piauth_flags() {
     'key prune') echo '--yes -y --help -h' ;;
     'key sync') echo '--help -h' ;;
     'key restore') echo '--help -h' ;;
-    'chat') echo '--stream --model -m --system -s --max-tokens --thinking --tools --json --show-thinking --interactive -i --wait --switch-at --help -h' ;;
+    'chat') echo '--stream --model -m --system -s --max-tokens --thinking --tools --json --show-thinking --interactive -i --wait --raw --switch-at --help -h' ;;
     'proxy') echo '--addr --no-auth --show-key --json-log --switch-at --allow-origin --help -h' ;;
     'models') echo '--json --help -h' ;;
     'usage') echo '--json --watch -w --help -h' ;;

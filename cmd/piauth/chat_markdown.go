@@ -5,17 +5,23 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
+	"sync"
 
 	"charm.land/glamour/v2"
+	"charm.land/glamour/v2/ansi"
 	"charm.land/glamour/v2/styles"
 	"golang.org/x/term"
 
 	"github.com/piauth/piauth/pkg/stream"
 )
 
-// defaultMarkdownWidth is the word-wrap width when the terminal's is unknown.
-const defaultMarkdownWidth = 80
+const (
+	// defaultMarkdownWidth is the word-wrap width when the terminal's is unknown.
+	defaultMarkdownWidth = 80
+	// markdownBacklog is how many bytes of complete blocks may wait for the
+	// renderer before it stops highlighting code to catch up.
+	markdownBacklog = 4 << 10
+)
 
 // markdownRenderer is the text renderer with the answer's text rendered as
 // markdown (glamour) on its way to the terminal: the text renderer writes
@@ -37,6 +43,9 @@ func newMarkdownRenderer(o *chatOptions, r *textRenderer) renderer {
 	md, err := newMarkdownWriter(r.out, width, o.IO.ColorOut())
 	if err != nil {
 		return r
+	}
+	if !o.Stream {
+		md.fast = nil // printed once complete: nothing to keep up with
 	}
 	r.out = md
 	r.errOut = flushFirst{md: md, w: r.errOut}
@@ -65,13 +74,28 @@ func terminalWidth(w io.Writer) int {
 // paragraph or list when a blank line ends it, an ATX heading at its line's
 // end, a fenced code block at its closing fence (a fence is never split).
 // Flush renders what is left.
+//
+// Blocks are rendered by a goroutine of their own, in order, so that
+// glamour's work overlaps the stream's; Flush waits for it. Should a
+// stream come faster than it can be rendered (more than markdownBacklog
+// bytes waiting: never at the API's pace, which is a thousand times slower
+// than glamour), code blocks are printed without syntax highlighting, its
+// costliest part, until the renderer has caught up.
 type markdownWriter struct {
 	out     io.Writer
 	md      *glamour.TermRenderer
-	pending []byte // text of the blocks not yet rendered
-	line    int    // where the current (unfinished) line starts in pending
-	fence   []byte // the opening fence's marker while inside a fenced block
-	blocks  int    // blocks written so far
+	fast    *glamour.TermRenderer // md without syntax highlighting (nil: md has none)
+	pending []byte                // text of the blocks not yet handed to the renderer
+	line    int                   // where the current (unfinished) line starts in pending
+	fence   []byte                // the opening fence's marker while inside a fenced block
+
+	mu      sync.Mutex
+	wake    *sync.Cond // signalled when queue grows or is drained
+	queue   [][]byte   // complete blocks waiting to be rendered
+	backlog int        // bytes in queue
+	err     error      // the renderer's first write error
+	blocks  int        // blocks written so far (renderer only)
+	active  bool       // the renderer goroutine runs
 }
 
 // newMarkdownWriter renders to out with lines wrapped at width, in glamour's
@@ -80,12 +104,30 @@ func newMarkdownWriter(out io.Writer, width int, color bool) (*markdownWriter, e
 	style := styles.NoTTYStyleConfig
 	if color {
 		style = styles.DarkStyleConfig
+		// Body text in the terminal's own colour: readable on a light
+		// background too, and glamour colours far fewer runs of text.
+		style.Document.Color = nil
 	}
+	m := &markdownWriter{out: out}
+	var err error
+	if m.md, err = newGlamour(style, width); err != nil {
+		return nil, err
+	}
+	if style.CodeBlock.Chroma != nil {
+		style.CodeBlock.Chroma = nil // a copy: the package's style is not changed
+		if m.fast, err = newGlamour(style, width); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func newGlamour(style ansi.StyleConfig, width int) (*glamour.TermRenderer, error) {
 	md, err := glamour.NewTermRenderer(glamour.WithStyles(style), glamour.WithWordWrap(width), glamour.WithPreservedNewLines())
 	if err != nil {
 		return nil, fmt.Errorf("markdown: %w", err)
 	}
-	return &markdownWriter{out: out, md: md}, nil
+	return md, nil
 }
 
 func (m *markdownWriter) Write(p []byte) (int, error) {
@@ -138,30 +180,74 @@ func (m *markdownWriter) endLine(start, end int) (int, error) {
 	return end + 1, nil
 }
 
-// emit renders pending[:n] as one block (nothing for blank text), drops it
-// from pending and returns 0, the start of the next line.
+// emit queues pending[:n] as one block for the renderer (nothing for blank
+// text), drops it from pending and returns 0, the start of the next line.
 func (m *markdownWriter) emit(n int) (int, error) {
 	block := m.pending[:n]
-	var err error
-	if !isBlank(block) {
-		err = m.render(block)
+	m.mu.Lock()
+	err := m.err
+	if !isBlank(block) && err == nil {
+		m.queue = append(m.queue, bytes.Clone(block))
+		m.backlog += len(block)
+		if !m.active {
+			m.active = true
+			if m.wake == nil {
+				m.wake = sync.NewCond(&m.mu)
+			}
+			go m.renderLoop()
+		}
+		m.wake.Broadcast()
 	}
+	m.mu.Unlock()
 	m.pending = append(m.pending[:0], m.pending[n:]...)
 	return 0, err
 }
 
-// Flush renders what was written and not rendered yet, as one block.
-func (m *markdownWriter) Flush() error {
-	m.fence = nil
-	if _, err := m.emit(len(m.pending)); err != nil {
-		return err
+// renderLoop renders the queued blocks in order until the queue is empty.
+func (m *markdownWriter) renderLoop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for len(m.queue) > 0 {
+		block := m.queue[0]
+		m.queue = m.queue[1:]
+		m.backlog -= len(block)
+		md := m.md
+		if m.fast != nil && m.backlog+len(block) > markdownBacklog {
+			md = m.fast // behind: no highlighting until caught up
+		}
+		m.mu.Unlock()
+		err := m.render(md, block)
+		m.mu.Lock()
+		if err != nil && m.err == nil {
+			m.err = err
+		}
 	}
-	m.line = 0
-	return nil
+	m.active = false
+	m.wake.Broadcast()
 }
 
-func (m *markdownWriter) render(block []byte) error {
-	out, err := m.md.RenderBytes(block)
+// Flush renders what was written and not rendered yet (the last part as one
+// block) and returns once all of it is written.
+func (m *markdownWriter) Flush() error {
+	m.fence = nil
+	_, _ = m.emit(len(m.pending))
+	m.line = 0
+	return m.drain()
+}
+
+// drain waits until the renderer has written every queued block.
+func (m *markdownWriter) drain() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for m.active {
+		m.wake.Wait()
+	}
+	return m.err
+}
+
+// render writes one block (renderer goroutine only).
+func (m *markdownWriter) render(md *glamour.TermRenderer, block []byte) error {
+	out, err := md.RenderBytes(block)
 	if err != nil {
 		out = block // glamour failed: the text as it came
 	}
@@ -179,10 +265,6 @@ func (m *markdownWriter) render(block []byte) error {
 	return nil
 }
 
-// trailingPad is what glamour pads its lines with: spaces, each in its own
-// colour sequence.
-var trailingPad = regexp.MustCompile(`(?:\x1b\[[0-9;]*m|[ \t])+$`)
-
 // tidyRendered trims glamour's padding off a rendered block: the spaces at
 // the end of each line (with their colour codes; a reset ends a line left
 // coloured) and the blank lines around the block. Each line ends with "\n".
@@ -191,7 +273,7 @@ func tidyRendered(out []byte) []byte {
 	var b bytes.Buffer
 	blank := 0
 	for _, l := range lines {
-		t := trailingPad.ReplaceAll(l, nil)
+		t := trimPad(l)
 		if len(t) < len(l) && bytes.IndexByte(t, 0x1b) >= 0 {
 			t = append(t, "\x1b[m"...)
 		}
@@ -207,6 +289,29 @@ func tidyRendered(out []byte) []byte {
 		b.WriteByte('\n')
 	}
 	return b.Bytes()
+}
+
+// trimPad cuts what glamour pads a line with: spaces and tabs, each maybe
+// in its own colour sequence (ESC [ digits ; m).
+func trimPad(l []byte) []byte {
+	for len(l) > 0 {
+		switch c := l[len(l)-1]; {
+		case c == ' ' || c == '\t':
+			l = l[:len(l)-1]
+		case c == 'm':
+			i := len(l) - 2
+			for i >= 0 && (l[i] >= '0' && l[i] <= '9' || l[i] == ';') {
+				i--
+			}
+			if i < 1 || l[i] != '[' || l[i-1] != 0x1b {
+				return l
+			}
+			l = l[:i-1]
+		default:
+			return l
+		}
+	}
+	return l
 }
 
 // isBlank reports whether p holds only spaces, tabs and line ends.

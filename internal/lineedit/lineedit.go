@@ -154,7 +154,8 @@ func (e *Editor) ReadMessage() (string, error) {
 }
 
 // WatchInterrupt calls cancel when Ctrl-C is pressed, until stop is
-// called; other keys are kept and read by the next ReadMessage (type-ahead).
+// called; keys typed after the last Ctrl-C are kept and read by the next
+// ReadMessage (type-ahead).
 // No message may be read between WatchInterrupt and stop.
 func (e *Editor) WatchInterrupt(cancel func()) (stop func()) {
 	quit, done := make(chan struct{}), make(chan struct{})
@@ -169,9 +170,9 @@ func (e *Editor) WatchInterrupt(cancel func()) (stop func()) {
 					e.keys.eof = true
 					return
 				}
-				if i := bytes.IndexByte(chunk, 0x03); i >= 0 && !e.keys.pasting {
-					cancel()
-					chunk = chunk[i+1:]
+				if i := bytes.LastIndexByte(chunk, 0x03); i >= 0 && !e.keys.pasting {
+					cancel() // and what was typed before it is dropped
+					e.keys.pending, chunk = nil, chunk[i+1:]
 				}
 				e.keys.pending = append(e.keys.pending, e.keys.translate(chunk)...)
 			}
