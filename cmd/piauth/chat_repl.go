@@ -47,10 +47,11 @@ var replCommands = []struct{ name, args, help string }{
 }
 
 // loop is the interactive conversation: the REPL when stdin is a terminal
-// (and not --json), else one prompt per line of stdin. first (from the
-// arguments) is the first turn when not empty.
+// and stderr or stdout shows it (and not --json), else one prompt per line
+// of stdin. first (from the arguments) is the first turn when not empty.
 func (s *chatSession) loop(ctx context.Context, first string) error {
-	if f, ok := s.opts.IO.In.(*os.File); ok && s.opts.IO.InTTY && !s.opts.JSON && term.IsTerminal(int(f.Fd())) {
+	ios := s.opts.IO
+	if f, ok := ios.In.(*os.File); ok && ios.InTTY && (ios.ErrTTY || ios.OutTTY) && !s.opts.JSON && term.IsTerminal(int(f.Fd())) {
 		return s.repl(ctx, f, first)
 	}
 	return s.lineLoop(ctx, first)
@@ -83,17 +84,30 @@ func (s *chatSession) repl(ctx context.Context, in *os.File, first string) error
 	if o.HistoryFile == "" {
 		hist = lineedit.NewHistory("", 0)
 	}
-	errOut := lineedit.CRLF(io0.ErrOut)
-	ed, err := lineedit.Open(in, errOut, hist)
+	// While the terminal is raw, every line written to it ends in "\r\n";
+	// the prompt and the echo go to stderr, or stdout when only it is the
+	// terminal.
+	out, errOut := io0.Out, io0.ErrOut
+	if io0.OutTTY {
+		out = lineedit.CRLF(out)
+	}
+	if io0.ErrTTY {
+		errOut = lineedit.CRLF(errOut)
+	}
+	echo := errOut
+	if !io0.ErrTTY {
+		echo = out
+	}
+	ed, err := lineedit.Open(in, echo, hist)
 	if err != nil { // not a terminal after all: one prompt per line
 		return s.lineLoop(ctx, first)
 	}
 	defer func() { _ = ed.Close() }()
+	defer context.AfterFunc(ctx, ed.Cancel)() // SIGINT/SIGTERM from outside end a read too
 	st := &replState{ed: ed, errOut: errOut, priced: true}
 	st.rawOut, _ = io0.Out.(*os.File)
-	// While the terminal is raw, every line written ends in "\r\n", and the
-	// spinner goes at the first byte of the answer (or of an error).
-	o.IO.Out = st.spin.gate(lineedit.CRLF(io0.Out))
+	// The spinner goes at the first byte of the answer (or of an error).
+	o.IO.Out = st.spin.gate(out)
 	o.IO.ErrOut = st.spin.gate(errOut)
 	defer func() { o.IO.Out, o.IO.ErrOut = io0.Out, io0.ErrOut }()
 	o.Stream, s.discard = true, false
@@ -111,6 +125,8 @@ func (s *chatSession) repl(ctx context.Context, in *os.File, first string) error
 			}
 			msg, err := ed.ReadMessage()
 			switch {
+			case ctx.Err() != nil:
+				return chatError(ctx, ctx.Err())
 			case errors.Is(err, lineedit.ErrInterrupt):
 				if msg == "" && ctrlC {
 					return nil

@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,8 +36,9 @@ const (
 // when hold is set) and a state dir for `piauth chat` on a pty.
 type replHarness struct {
 	*chatHarness
-	gate  *testenv.StreamGate
-	state string
+	gate   *testenv.StreamGate
+	state  string
+	stdout string // a file piauth's stdout is redirected to ("": the pty)
 }
 
 func newREPLHarness(t *testing.T, hold bool) *replHarness {
@@ -78,6 +81,10 @@ func holdAfter(g *testenv.StreamGate, n int) func(ctx context.Context, d time.Du
 func (h *replHarness) start(t *testing.T, env []string, args ...string) *ptyProc {
 	t.Helper()
 	script := `"$0" "$@"; echo "EXIT=$?"; stty -a; echo STTY-END`
+	if h.stdout != "" {
+		script = `"$0" "$@" >"$PIAUTH_TEST_STDOUT"; echo "EXIT=$?"; stty -a; echo STTY-END`
+		env = append(env, "PIAUTH_TEST_STDOUT="+h.stdout)
+	}
 	argv := append([]string{"-c", script, piauthBinary(t), "--dir", h.dir, "--keyring", "off", "chat"}, args...)
 	cmd := exec.Command("sh", argv...)
 	cmd.Env = append(append(os.Environ(), "NO_COLOR=1", "PIAUTH_BASE_URL="+h.srv.URL,
@@ -322,4 +329,41 @@ func TestREPLSlashCommands(t *testing.T) {
 	}
 	assert.Equal(t, []string{"one", "two"}, userTexts(t, reqs[1]))
 	assert.Equal(t, []string{"three"}, userTexts(t, reqs[2]), "/clear forgot the conversation")
+}
+
+// With stdout piped, the REPL still runs on the terminal (prompt and echo on
+// stderr), and the answers reach the pipe as they came: no markdown, no
+// carriage returns.
+func TestREPLStdoutPiped(t *testing.T) {
+	h := newREPLHarness(t, false)
+	h.stdout = filepath.Join(t.TempDir(), "answers.txt")
+	p := h.start(t, nil)
+	n := p.waitAfter(0, "> ")
+	p.write("hi\r")
+	n = p.waitAfter(n, replAccounting)
+	n = p.waitAfter(n, "> ")
+	p.write("/exit\r")
+	p.leave(n)
+	got, err := os.ReadFile(h.stdout)
+	require.NoError(t, err)
+	assert.Equal(t, "Streaming first.\n\nThe second paragraph takes its time to arrive, word by word, until it ends with END-MARK\n", string(got))
+}
+
+// A signal from outside (SIGTERM) at the prompt ends the REPL at once, exit
+// 130, the terminal restored.
+func TestREPLSignalAtThePrompt(t *testing.T) {
+	h := newREPLHarness(t, false)
+	p := h.start(t, nil)
+	n := p.waitAfter(0, "> ")
+	kids, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p.cmd.Process.Pid), "task", strconv.Itoa(p.cmd.Process.Pid), "children"))
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(strings.Fields(string(kids))[0])
+	require.NoError(t, err)
+	require.NoError(t, syscall.Kill(pid, syscall.SIGTERM))
+	code, out := p.wait()
+	require.Equal(t, 0, code, out) // sh's own exit
+	rest := out[n:]
+	require.Contains(t, rest, "EXIT=130", out)
+	assert.Regexp(t, `(^|\s)icanon(\s|$)`, rest, "canonical mode restored")
+	assert.Regexp(t, `(^|\s)echo(\s|$)`, rest, "echo restored")
 }

@@ -27,6 +27,9 @@ import (
 // line).
 var ErrInterrupt = errors.New("interrupt")
 
+// ErrCanceled is returned by ReadMessage after Cancel.
+var ErrCanceled = errors.New("line editing canceled")
+
 // ctrlCKey is what a Ctrl-C outside a paste is turned into before x/term
 // sees it: x/term reports Ctrl-C as io.EOF, like Ctrl-D, so the key is
 // replaced by one x/term hands to the completion callback (which notes the
@@ -86,6 +89,11 @@ func (e *Editor) Close() error {
 	})
 	return err
 }
+
+// Cancel makes a ReadMessage under way, and every later one, return
+// ErrCanceled (e.g. when a signal ends the program). It is safe to call
+// from any goroutine, more than once.
+func (e *Editor) Cancel() { e.keys.once.Do(func() { close(e.keys.stop) }) }
 
 // SetPrompt sets the prompt of a message's first line and of the lines that
 // continue it.
@@ -189,13 +197,15 @@ func (e *Editor) WatchInterrupt(cancel func()) (stop func()) {
 // takes them from ch.
 type keyboard struct {
 	ch      chan []byte
+	stop    chan struct{} // closed by Editor.Cancel
+	once    sync.Once
 	pending []byte // translated keys not yet handed to the line editor
 	pasting bool   // inside a bracketed paste (Ctrl-C there is text)
 	eof     bool
 }
 
 func newKeyboard(in io.Reader) *keyboard {
-	k := &keyboard{ch: make(chan []byte)}
+	k := &keyboard{ch: make(chan []byte), stop: make(chan struct{})}
 	go func() {
 		defer close(k.ch)
 		for {
@@ -218,12 +228,16 @@ func (k *keyboard) Read(p []byte) (int, error) {
 		if k.eof {
 			return 0, io.EOF
 		}
-		chunk, ok := <-k.ch
-		if !ok {
-			k.eof = true
-			continue
+		select {
+		case <-k.stop:
+			return 0, ErrCanceled
+		case chunk, ok := <-k.ch:
+			if !ok {
+				k.eof = true
+				continue
+			}
+			k.pending = k.translate(chunk)
 		}
-		k.pending = k.translate(chunk)
 	}
 	n := copy(p, k.pending)
 	k.pending = k.pending[n:]

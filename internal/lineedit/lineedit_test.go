@@ -139,3 +139,17 @@ func TestCRLF(t *testing.T) {
 	}
 	assert.Equal(t, "a\r\nb\r\nc\r\n\r\n\r\nplain", b.String())
 }
+
+func TestCancel(t *testing.T) {
+	e, _ := openPTY(t, nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.ReadMessage()
+		done <- err
+	}()
+	e.Cancel()
+	e.Cancel()
+	assert.ErrorIs(t, <-done, ErrCanceled)
+	_, err := e.ReadMessage()
+	assert.ErrorIs(t, err, ErrCanceled, "and every later read")
+}
