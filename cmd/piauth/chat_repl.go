@@ -235,7 +235,7 @@ func (s *chatSession) banner(w io.Writer) {
 	}
 	sc := s.opts.IO.ErrScheme()
 	fmt.Fprintf(w, "%s %s · %s\n", sc.Bold("piauth chat"), s.opts.Model, key)
-	fmt.Fprintln(w, sc.Dim(`/help for commands · Ctrl-C stops an answer · Ctrl-D or /exit leaves · end a line with \ or wrap in """ for more lines`))
+	fmt.Fprintln(w, sc.Dim("Ctrl-C stops an answer · Ctrl-D or /exit leaves · /help for more"))
 }
 
 // command runs a slash command; it returns true to leave.
@@ -250,6 +250,8 @@ func (s *chatSession) command(st *replState, line string) bool {
 		for _, c := range replCommands {
 			fmt.Fprintf(w, "  /%-16s %s\n", strings.TrimSpace(c.name+" "+c.args), c.help)
 		}
+		fmt.Fprintln(w, `A pasted block is one message (sent at the Enter after it); so are lines`)
+		fmt.Fprintln(w, `ending in \ with the line after them, and the lines between two """ lines.`)
 	case "model":
 		if arg != "" {
 			prev := o.Model
