@@ -7,24 +7,16 @@ import (
 	"os"
 	"sync"
 
-	"charm.land/glamour/v2"
-	"charm.land/glamour/v2/ansi"
-	"charm.land/glamour/v2/styles"
 	"golang.org/x/term"
 
 	"github.com/piauth/piauth/pkg/stream"
 )
 
-const (
-	// defaultMarkdownWidth is the word-wrap width when the terminal's is unknown.
-	defaultMarkdownWidth = 80
-	// markdownBacklog is how many bytes of complete blocks may wait for the
-	// renderer before it stops highlighting code to catch up.
-	markdownBacklog = 4 << 10
-)
+// defaultMarkdownWidth is the word-wrap width when the terminal's is unknown.
+const defaultMarkdownWidth = 80
 
 // markdownRenderer is the text renderer with the answer's text rendered as
-// markdown (glamour) on its way to the terminal: the text renderer writes
+// markdown (mdStyle) on its way to the terminal: the text renderer writes
 // into a markdownWriter, which prints each block once it is complete, and
 // the rest when the turn finishes. Thinking and tool calls go to stderr as
 // with the text renderer, after the markdown received so far is printed.
@@ -34,7 +26,7 @@ type markdownRenderer struct {
 }
 
 // newMarkdownRenderer puts markdown rendering in front of r's stdout; it
-// returns r unchanged if glamour cannot be set up.
+// returns r unchanged if it cannot be set up.
 func newMarkdownRenderer(o *chatOptions, r *textRenderer) renderer {
 	width := o.Width
 	if width <= 0 {
@@ -43,9 +35,6 @@ func newMarkdownRenderer(o *chatOptions, r *textRenderer) renderer {
 	md, err := newMarkdownWriter(r.out, width, o.IO.ColorOut())
 	if err != nil {
 		return r
-	}
-	if !o.Stream {
-		md.fast = nil // printed once complete: nothing to keep up with
 	}
 	r.out = md
 	r.errOut = flushFirst{md: md, w: r.errOut}
@@ -76,18 +65,13 @@ func terminalWidth(w io.Writer) int {
 // Flush renders what is left.
 //
 // Blocks are rendered by a goroutine of their own, in order, so that
-// glamour's work overlaps the stream's; Flush waits for it. Should a
-// stream come faster than it can be rendered (more than markdownBacklog
-// bytes waiting: never at the API's pace, which is a thousand times slower
-// than glamour), code blocks are printed without syntax highlighting, its
-// costliest part, until the renderer has caught up.
+// rendering overlaps the stream; Flush waits for it.
 type markdownWriter struct {
 	out     io.Writer
-	md      *glamour.TermRenderer
-	fast    *glamour.TermRenderer // md without syntax highlighting (nil: md has none)
-	pending []byte                // text of the blocks not yet handed to the renderer
-	line    int                   // where the current (unfinished) line starts in pending
-	fence   []byte                // the opening fence's marker while inside a fenced block
+	style   mdStyle
+	pending []byte // text of the blocks not yet handed to the renderer
+	line    int    // where the current (unfinished) line starts in pending
+	fence   []byte // the opening fence's marker while inside a fenced block
 
 	mu      sync.Mutex
 	wake    *sync.Cond // signalled when queue grows or is drained
@@ -98,36 +82,10 @@ type markdownWriter struct {
 	active  bool       // the renderer goroutine runs
 }
 
-// newMarkdownWriter renders to out with lines wrapped at width, in glamour's
-// dark style with colour, else its plain notty style.
+// newMarkdownWriter renders to out with lines wrapped at width, coloured
+// or not.
 func newMarkdownWriter(out io.Writer, width int, color bool) (*markdownWriter, error) {
-	style := styles.NoTTYStyleConfig
-	if color {
-		style = styles.DarkStyleConfig
-		// Body text in the terminal's own colour: readable on a light
-		// background too, and glamour colours far fewer runs of text.
-		style.Document.Color = nil
-	}
-	m := &markdownWriter{out: out}
-	var err error
-	if m.md, err = newGlamour(style, width); err != nil {
-		return nil, err
-	}
-	if style.CodeBlock.Chroma != nil {
-		style.CodeBlock.Chroma = nil // a copy: the package's style is not changed
-		if m.fast, err = newGlamour(style, width); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
-}
-
-func newGlamour(style ansi.StyleConfig, width int) (*glamour.TermRenderer, error) {
-	md, err := glamour.NewTermRenderer(glamour.WithStyles(style), glamour.WithWordWrap(width), glamour.WithPreservedNewLines())
-	if err != nil {
-		return nil, fmt.Errorf("markdown: %w", err)
-	}
-	return md, nil
+	return &markdownWriter{out: out, style: mdStyle{width: width, color: color}}, nil
 }
 
 func (m *markdownWriter) Write(p []byte) (int, error) {
@@ -188,7 +146,6 @@ func (m *markdownWriter) emit(n int) (int, error) {
 	err := m.err
 	if !isBlank(block) && err == nil {
 		m.queue = append(m.queue, bytes.Clone(block))
-		m.backlog += len(block)
 		if !m.active {
 			m.active = true
 			if m.wake == nil {
@@ -210,13 +167,8 @@ func (m *markdownWriter) renderLoop() {
 	for len(m.queue) > 0 {
 		block := m.queue[0]
 		m.queue = m.queue[1:]
-		m.backlog -= len(block)
-		md := m.md
-		if m.fast != nil && m.backlog+len(block) > markdownBacklog {
-			md = m.fast // behind: no highlighting until caught up
-		}
 		m.mu.Unlock()
-		err := m.render(md, block)
+		err := m.render(block)
 		m.mu.Lock()
 		if err != nil && m.err == nil {
 			m.err = err
@@ -246,12 +198,8 @@ func (m *markdownWriter) drain() error {
 }
 
 // render writes one block (renderer goroutine only).
-func (m *markdownWriter) render(md *glamour.TermRenderer, block []byte) error {
-	out, err := md.RenderBytes(block)
-	if err != nil {
-		out = block // glamour failed: the text as it came
-	}
-	out = tidyRendered(out)
+func (m *markdownWriter) render(block []byte) error {
+	out := m.style.render(block)
 	if len(out) == 0 {
 		return nil
 	}
@@ -263,55 +211,6 @@ func (m *markdownWriter) render(md *glamour.TermRenderer, block []byte) error {
 		return fmt.Errorf("write answer: %w", err)
 	}
 	return nil
-}
-
-// tidyRendered trims glamour's padding off a rendered block: the spaces at
-// the end of each line (with their colour codes; a reset ends a line left
-// coloured) and the blank lines around the block. Each line ends with "\n".
-func tidyRendered(out []byte) []byte {
-	lines := bytes.Split(out, []byte("\n"))
-	var b bytes.Buffer
-	blank := 0
-	for _, l := range lines {
-		t := trimPad(l)
-		if len(t) < len(l) && bytes.IndexByte(t, 0x1b) >= 0 {
-			t = append(t, "\x1b[m"...)
-		}
-		if len(t) == 0 {
-			blank++
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteString(string(bytes.Repeat([]byte("\n"), blank)))
-		}
-		blank = 0
-		b.Write(t)
-		b.WriteByte('\n')
-	}
-	return b.Bytes()
-}
-
-// trimPad cuts what glamour pads a line with: spaces and tabs, each maybe
-// in its own colour sequence (ESC [ digits ; m).
-func trimPad(l []byte) []byte {
-	for len(l) > 0 {
-		switch c := l[len(l)-1]; {
-		case c == ' ' || c == '\t':
-			l = l[:len(l)-1]
-		case c == 'm':
-			i := len(l) - 2
-			for i >= 0 && (l[i] >= '0' && l[i] <= '9' || l[i] == ';') {
-				i--
-			}
-			if i < 1 || l[i] != '[' || l[i-1] != 0x1b {
-				return l
-			}
-			l = l[:i-1]
-		default:
-			return l
-		}
-	}
-	return l
 }
 
 // isBlank reports whether p holds only spaces, tabs and line ends.

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -151,40 +149,34 @@ func TestMarkdownLineKinds(t *testing.T) {
 	assert.False(t, closesFence([]byte("~~~"), []byte("```")))
 }
 
-func TestTidyRendered(t *testing.T) {
-	in := "\n  \x1b[1mtext\x1b[m\x1b[38;5;252m \x1b[m\x1b[38;5;252m \x1b[m\n\x1b[38;5;252m   \x1b[m\n  more  \n\n\n"
-	assert.Equal(t, "  \x1b[1mtext\x1b[m\n\n  more\n", string(tidyRendered([]byte(in))))
-	assert.Equal(t, "  \x1b[1mopen\x1b[m\n", string(tidyRendered([]byte("  \x1b[1mopen \x1b[38;5;1m  "))), "a colour left open is reset")
-	assert.Empty(t, tidyRendered([]byte("\n   \n")))
-	var b bytes.Buffer
-	b.Write(tidyRendered([]byte("x")))
-	assert.Equal(t, "x\n", b.String())
-}
-
-// A stream that outruns the renderer gets its code blocks without syntax
-// highlighting until the renderer catches up; the text is all there. Printed
-// once complete (not streamed), every code block is highlighted.
-func TestMarkdownWriterSheddingHighlight(t *testing.T) {
-	const units = 60
-	text := strings.Repeat(benchMarkdownUnit, units)
-	const keyword = "\x1b[38;5;39mfunc" // chroma's colour for Go's func keyword in the dark style
-	for _, live := range []bool{true, false} {
-		var out bytes.Buffer
-		md, err := newMarkdownWriter(&out, 100, true)
-		require.NoError(t, err)
-		if !live {
-			md.fast = nil
-		}
-		_, err = md.Write([]byte(text))
-		require.NoError(t, err)
-		require.NoError(t, md.Flush())
-		got := out.String()
-		plain := regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(got, "")
-		assert.Equal(t, units, strings.Count(plain, "func render(w io.Writer, blocks []string) error {"), "every code block is printed")
-		if live {
-			assert.Less(t, strings.Count(got, keyword), units, "some code blocks were not highlighted")
-		} else {
-			assert.Equal(t, units, strings.Count(got, keyword), "every code block highlighted")
-		}
+func TestMDStyle(t *testing.T) {
+	color, plain := mdStyle{width: 30, color: true}, mdStyle{width: 30}
+	tests := []struct {
+		name  string
+		style mdStyle
+		in    string
+		want  string
+	}{
+		{"wrapped paragraph, line breaks kept", plain, "one two three four five six seven eight\nnine",
+			"  one two three four five six\n  seven eight\n  nine\n"},
+		{"inline spans", color, "a **b** *c* `d` [e](http://x)",
+			"  a \x1b[1mb\x1b[m \x1b[3mc\x1b[m \x1b[38;5;203md\x1b[m \x1b[1me\x1b[m \x1b[2mhttp://x\x1b[m\n"},
+		{"markup kept without colour", plain, "a **b** `d`", "  a **b** `d`\n"},
+		{"lists", plain, "- one\n  - nested item that is long enough to wrap\n3. three",
+			"  • one\n    • nested item that is\n      long enough to wrap\n  3. three\n"},
+		{"ordered list numbers with colour", color, "3. three", "  3. three\n"},
+		{"quote", plain, "> quoted", "  │ quoted\n"},
+		{"heading", color, "## Title", "  \x1b[1;38;5;39m## Title\x1b[m\n"},
+		{"rule", plain, "---", "  " + strings.Repeat("─", 26) + "\n"},
+		{"table as written", plain, "| a | b |\n|---|---|", "  | a | b |\n  |---|---|\n"},
+		{"code block", color, "```go\nx := 1\n\n\ty\n```", "    \x1b[38;5;250mx := 1\x1b[m\n\n    \x1b[38;5;250m    y\x1b[m\n"},
+		{"unclosed code block", plain, "```\nx", "    x\n"},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, string(tt.style.render([]byte(tt.in))))
+		})
+	}
+	assert.Equal(t, 3, visibleLen("\x1b[1mabc\x1b[m"))
+	assert.Equal(t, 2, visibleLen("é•"))
 }
