@@ -85,7 +85,7 @@ type markdownWriter struct {
 // newMarkdownWriter renders to out with lines wrapped at width, coloured
 // or not.
 func newMarkdownWriter(out io.Writer, width int, color bool) (*markdownWriter, error) {
-	return &markdownWriter{out: out, style: mdStyle{width: width, color: color}}, nil
+	return &markdownWriter{out: out, style: newMDStyle(width, color)}, nil
 }
 
 func (m *markdownWriter) Write(p []byte) (int, error) {

@@ -36,8 +36,8 @@ func golden(t *testing.T, name, got string) {
 	assert.Equal(t, string(want), got)
 }
 
-// On a terminal the answer is rendered (glamour's dark style with colour,
-// notty with NO_COLOR), the same streamed or not; piped or with --raw it is
+// On a terminal the answer is rendered (mdStyle, coloured, or plain with
+// NO_COLOR), the same streamed or not; piped or with --raw it is
 // the text as it came.
 func TestChatMarkdownGolden(t *testing.T) {
 	scenario := `{"reply": {"text": ` + mustJSON(t, markdownAnswer) + `, "deltas": 97}}`
@@ -105,14 +105,39 @@ func TestMarkdownWriterBlocks(t *testing.T) {
 	assert.Contains(t, whole.writes[0], "# Plan")
 	assert.Contains(t, whole.writes[3], "func main() {")
 	assert.Contains(t, whole.writes[3], "not a fence", "the blank line inside the fence did not split it")
-	want := strings.Join(whole.writes, "")
 
+	assertSplitsRenderAlike(t, markdownAnswer, false)
+}
+
+// However an answer of every construct is cut into deltas, it renders the
+// same, coloured or not.
+func TestMarkdownWriterSplitsConstructs(t *testing.T) {
+	var all []string
+	for _, c := range mdConstructs {
+		all = append(all, c.in)
+	}
+	for _, color := range []bool{false, true} {
+		assertSplitsRenderAlike(t, strings.Join(all, "\n\n"), color)
+	}
+}
+
+// assertSplitsRenderAlike checks that answer written in random pieces
+// renders as it does written at once.
+func assertSplitsRenderAlike(t *testing.T, answer string, color bool) {
+	t.Helper()
+	whole := &renderRecorder{}
+	md, err := newMarkdownWriter(whole, 60, color)
+	require.NoError(t, err)
+	_, err = md.Write([]byte(answer))
+	require.NoError(t, err)
+	require.NoError(t, md.Flush())
+	want := strings.Join(whole.writes, "")
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 50 {
 		got := &renderRecorder{}
-		md, err := newMarkdownWriter(got, 60, false)
+		md, err := newMarkdownWriter(got, 60, color)
 		require.NoError(t, err)
-		for rest := markdownAnswer; rest != ""; {
+		for rest := answer; rest != ""; {
 			n := min(len(rest), 1+rng.IntN(7))
 			_, err := md.Write([]byte(rest[:n]))
 			require.NoError(t, err)
@@ -149,32 +174,45 @@ func TestMarkdownLineKinds(t *testing.T) {
 	assert.False(t, closesFence([]byte("~~~"), []byte("```")))
 }
 
-func TestMDStyle(t *testing.T) {
-	color, plain := mdStyle{width: 30, color: true}, mdStyle{width: 30}
-	tests := []struct {
-		name  string
-		style mdStyle
-		in    string
-		want  string
-	}{
-		{"wrapped paragraph, line breaks kept", plain, "one two three four five six seven eight\nnine",
-			"  one two three four five six\n  seven eight\n  nine\n"},
-		{"inline spans", color, "a **b** *c* `d` [e](http://x)",
-			"  a \x1b[1mb\x1b[m \x1b[3mc\x1b[m \x1b[38;5;203md\x1b[m \x1b[1me\x1b[m \x1b[2mhttp://x\x1b[m\n"},
-		{"markup kept without colour", plain, "a **b** `d`", "  a **b** `d`\n"},
-		{"lists", plain, "- one\n  - nested item that is long enough to wrap\n3. three",
-			"  • one\n    • nested item that is\n      long enough to wrap\n  3. three\n"},
-		{"ordered list numbers with colour", color, "3. three", "  3. three\n"},
-		{"quote", plain, "> quoted", "  │ quoted\n"},
-		{"heading", color, "## Title", "  \x1b[1;38;5;39m## Title\x1b[m\n"},
-		{"rule", plain, "---", "  " + strings.Repeat("─", 26) + "\n"},
-		{"table as written", plain, "| a | b |\n|---|---|", "  | a | b |\n  |---|---|\n"},
-		{"code block", color, "```go\nx := 1\n\n\ty\n```", "    \x1b[38;5;250mx := 1\x1b[m\n\n    \x1b[38;5;250m    y\x1b[m\n"},
-		{"unclosed code block", plain, "```\nx", "    x\n"},
-	}
-	for _, tt := range tests {
+// mdConstructs are the markdown constructs the renderer knows, one block
+// each (the unclosed fence last, as it takes the rest of a stream).
+var mdConstructs = []struct{ name, in string }{
+	{"paragraph", "one two three four five six seven eight nine ten eleven twelve\nthe next line is kept\\\nafter a hard break"},
+	{"inline", "a **strong** *emphasis* ***both*** ~~struck~~ `code span` and **strong with *emphasis* inside**."},
+	{"escapes", "\\*not emphasis\\* &amp; &#35; \\`not code\\` a_b_c"},
+	{"links", "[text](https://example.com/a) <https://auto.example> www.example.org " +
+		"[https://same.example](https://same.example) ![a picture](pic.png)"},
+	{"headings", "# One\n\n### Three *em*\n\nSetext\n======"},
+	{"code fenced", "```go\nfunc f() {\n\n\treturn \"**not bold**\"\n}\n```"},
+	{"code indented", "    indented\n    code"},
+	{"quote", "> a quote long enough to be wrapped at the width of forty columns\n>\n> > nested, with `code`"},
+	{"bullets", "- one\n- two\n  - nested\n    - deeper item, long enough to wrap at forty columns\n- three"},
+	{"ordered", "8. eight\n9. nine\n   - mixed in\n10. ten"},
+	{"loose list", "1) a\n\n   second paragraph of a\n\n2) b"},
+	{"tasks", "- [x] done\n- [ ] to do"},
+	{"rule", "---"},
+	{"table", "| left | centre | right |\n|:-----|:------:|------:|\n| a | **b** | 1 |\n| a longer cell | c | 22 |\n| short |"},
+	{"html", "<div>\nraw <b>html</b>\n</div>"},
+	{"paragraph then list", "Steps:\n- first\n- second"},
+	{"reference only", "[x]: https://example.com"},
+	{"code unclosed", "```\nx"},
+}
+
+// Each construct goldmark parses is rendered, coloured (escape sequences
+// shown as \e) and plain, at width 40: testdata/chat/md/NAME.golden.
+func TestMDStyleGolden(t *testing.T) {
+	for _, tt := range mdConstructs {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, string(tt.style.render([]byte(tt.in))))
+			colour := string(newMDStyle(40, true).render([]byte(tt.in)))
+			plain := string(newMDStyle(40, false).render([]byte(tt.in)))
+			assert.NotContains(t, plain, "\x1b", "no escape sequence without colour")
+			for _, l := range strings.Split(plain+colour, "\n") {
+				if !strings.HasPrefix(strings.TrimLeft(l, " "), "    ") && !strings.Contains(tt.name, "table") {
+					assert.LessOrEqual(t, visibleLen(l), 40, "wrapped: %q", l)
+				}
+			}
+			got := "-- plain\n" + plain + "-- colour\n" + strings.ReplaceAll(colour, "\x1b", `\e`)
+			golden(t, filepath.Join("md", strings.ReplaceAll(tt.name, " ", "_")+".golden"), got)
 		})
 	}
 	assert.Equal(t, 3, visibleLen("\x1b[1mabc\x1b[m"))
