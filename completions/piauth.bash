@@ -117,7 +117,7 @@ __piauth_flags() {
     'key prune') echo '--yes -y --help -h' ;;
     'key sync') echo '--help -h' ;;
     'key restore') echo '--help -h' ;;
-    'chat') echo '--stream --model -m --system -s --max-tokens --thinking --tools --json --show-thinking --interactive -i --wait --switch-at --continue -c --cid --attach -a --tool-result --tool-error --list --show --delete --temperature --top-p --stop --quiet -q --allow-truncated --help -h' ;;
+    'chat') echo '--stream --model -m --system -s --max-tokens --thinking --tools --json --show-thinking --interactive -i --wait --raw --switch-at --continue -c --cid --attach -a --tool-result --tool-error --list --show --delete --temperature --top-p --stop --quiet -q --allow-truncated --help -h' ;;
     'proxy') echo '--addr --no-auth --show-key --json-log --switch-at --allow-origin --max-retry-after --wait-for-key --help -h' ;;
     'proxy install') echo '--dry-run --binary --port --addr --switch-at --max-retry-after --wait-for-key --json-log --allow-origin --help -h' ;;
     'proxy uninstall') echo '--help -h' ;;

@@ -212,6 +212,7 @@ complete -c piauth -n '__piauth_at \'chat\'' -l json -d 'write NDJSON events and
 complete -c piauth -n '__piauth_at \'chat\'' -l show-thinking -d 'show thinking on stderr even when it is not a terminal'
 complete -c piauth -n '__piauth_at \'chat\'' -s i -l interactive -d 'multi-turn conversation, one prompt per line'
 complete -c piauth -n '__piauth_at \'chat\'' -l wait -d 'when every pooled key is rate-limited, wait for the first to free'
+complete -c piauth -n '__piauth_at \'chat\'' -l raw -d 'print the answer\'s markdown as it came, even on a terminal'
 complete -c piauth -n '__piauth_at \'chat\'' -l switch-at -x -d 'start new requests on the key with the most headroom once the active key reports PERCENT used (1-100) [$PIAUTH_SWITCH_AT]'
 complete -c piauth -n '__piauth_at \'chat\'' -s c -l continue -d 'continue the last conversation'
 complete -c piauth -n '__piauth_at \'chat\'' -l cid -x -d 'continue the conversation ID (a unique prefix will do)'

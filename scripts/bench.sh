@@ -49,6 +49,13 @@
 #                         stream (BenchmarkProxyHeldStreams in cmd/piauth, median)
 #   convo_added_ms        `piauth chat` storing its turn (conversations.db) − with PIAUTH_LOG=off (median of paired runs)
 #   convo_continue_ms     `piauth chat --cid` on a stored 20-turn conversation (2 KB answers) − a new chat (median of paired runs)
+#   repl_ttft_ratio       time to the first rendered answer text in the chat REPL on a real pty (from
+#                         the Enter) ÷ one-shot `piauth chat --stream` on a pty (from its start)
+#                         (BenchmarkREPLTTFT in cmd/piauth, ns/ttft; the one-shot side includes the
+#                         process start, the REPL side does not)
+#   markdown_stream_ratio wall time of `piauth chat --stream` rendering an 80 KB markdown answer in
+#                         20,000 deltas on a colour terminal ÷ the same with --raw
+#                         (BenchmarkChatMarkdownStream in cmd/piauth, in-process emulator at full speed)
 #
 # Knobs (environment): BENCH_COUNT (`go test -count 1` runs per Go benchmark, default 5;
 # the proxy load benchmarks, a minute each, run BENCH_LOAD_COUNT times, default 3),
@@ -575,6 +582,29 @@ if load_bench "$HELD_OUT" ./cmd/piauth/ '^BenchmarkProxyHeldStreams$' 1 &&
 else
 	log "BenchmarkProxyHeldStreams did not run:"; tail -20 "$HELD_OUT" >&2
 	na proxy_kb_per_stream "goal <= 64"
+fi
+
+# ---------------------------------------------------------------------------
+# 7. Interactive chat (cmd/piauth): the REPL's time to the first rendered text
+# against the one-shot --stream's, and markdown rendering against --raw, each
+# pair in one `go test` run, the median of the per-run ratios.
+log "chat REPL and markdown benchmarks ($COUNT × go test ./cmd/piauth/)…"
+CHAT_OUT=$WORK/chat-bench.out
+if run_bench "$CHAT_OUT" ./cmd/piauth/ '^(BenchmarkREPLTTFT|BenchmarkChatMarkdownStream)$'; then
+	if v=$(pair_ratio "$CHAT_OUT" BenchmarkREPLTTFT/repl BenchmarkREPLTTFT/oneshot ns/ttft | awk '{ printf "%.3f", $1 }'); then
+		result repl_ttft_ratio "$v" "goal <= 1.1 (repl $(bench_median BenchmarkREPLTTFT/repl ns/ttft "$CHAT_OUT" | awk '{ printf "%.1f", $1 / 1e6 }') ms, one-shot $(bench_median BenchmarkREPLTTFT/oneshot ns/ttft "$CHAT_OUT" | awk '{ printf "%.1f", $1 / 1e6 }') ms)"
+	else
+		na repl_ttft_ratio "goal <= 1.1"
+	fi
+	if v=$(pair_ratio "$CHAT_OUT" BenchmarkChatMarkdownStream/markdown BenchmarkChatMarkdownStream/raw ns/op | awk '{ printf "%.3f", $1 }'); then
+		result markdown_stream_ratio "$v" "goal <= 1.2"
+	else
+		na markdown_stream_ratio "goal <= 1.2"
+	fi
+else
+	log "chat benchmarks failed:"; tail -20 "$CHAT_OUT" >&2
+	na repl_ttft_ratio "goal <= 1.1"
+	na markdown_stream_ratio "goal <= 1.2"
 fi
 
 # ---------------------------------------------------------------------------

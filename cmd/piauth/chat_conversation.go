@@ -43,8 +43,7 @@ var errConversationsOff = errors.New("conversations are not stored (PIAUTH_LOG=o
 func (f *Factory) Conversations(ctx context.Context) *convoStore {
 	s := &convoStore{warn: f.warnf, opened: make(chan struct{})}
 	s.path, s.off = f.ConversationsPath()
-	switch strings.ToLower(f.Getenv("PIAUTH_LOG")) {
-	case "off", "0", "false", "no":
+	if f.logOff() {
 		s.off = errConversationsOff
 	}
 	if s.off != nil {

@@ -25,7 +25,8 @@ type renderer interface {
 	Finish(msg *stream.Message, err error) error
 }
 
-// newRenderer picks the renderer for the options: NDJSON with --json, else text.
+// newRenderer picks the renderer for the options: NDJSON with --json, else
+// text, rendered as markdown on a terminal unless --raw.
 func newRenderer(o *chatOptions) renderer {
 	if o.JSON {
 		enc := json.NewEncoder(o.IO.Out)
@@ -47,6 +48,9 @@ func newRenderer(o *chatOptions) renderer {
 		// per delta (a long answer has tens of thousands of deltas).
 		r.lines = bufio.NewWriter(o.IO.Out)
 		r.out = r.lines
+	}
+	if o.IO.OutTTY && !o.Raw {
+		return newMarkdownRenderer(o, r)
 	}
 	return r
 }

@@ -545,7 +545,7 @@ func TestChatInterrupted(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"stream", []string{"--stream", "hi"}},
+		{"stream", []string{"--stream", "--raw", "hi"}},
 		{"json", []string{"--json", "hi"}},
 	}
 	for _, tt := range tests {
@@ -713,7 +713,7 @@ func TestChatStreamWrites(t *testing.T) {
 			h.outTTY = tt.tty
 			h.login(chatToken("lines"))
 			rec := &writeRecorder{}
-			res := h.run(context.Background(), "", rec, "--stream", "hi")
+			res := h.run(context.Background(), "", rec, "--stream", "--raw", "hi")
 			require.Equal(t, 0, res.code, res.err)
 			assert.Equal(t, text+"\n", res.out)
 			assert.Len(t, rec.writes, tt.writes, "writes: %q", rec.writes)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,6 +64,10 @@ type chatOptions struct {
 	List           bool     // --list
 	Show           string   // --show ID
 	Delete         string   // --delete ID
+
+	Raw         bool   // --raw: the answer's markdown as it came, even on a terminal
+	Width       int    // markdown word-wrap width (0: the terminal's)
+	HistoryFile string // the interactive line history ("": in memory only)
 }
 
 func newChatCmd(f *Factory) *cli.Command {
@@ -111,6 +114,7 @@ An answer cut at max_tokens says so on stderr and exits 5 (0 with
 			&cli.BoolFlag{Name: "show-thinking", Usage: "show thinking on stderr even when it is not a terminal"},
 			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "multi-turn conversation, one prompt per line"},
 			&cli.BoolFlag{Name: "wait", Usage: "when every pooled key is rate-limited, wait for the first to free"},
+			&cli.BoolFlag{Name: "raw", Usage: "print the answer's markdown as it came, even on a terminal"},
 			&cli.Float64Flag{Name: "switch-at", Usage: "start new requests on the key with the most headroom once the active key reports `PERCENT` used (1-100) [$PIAUTH_SWITCH_AT]"},
 			&cli.BoolFlag{Name: "continue", Aliases: []string{"c"}, Usage: "continue the last conversation"},
 			&cli.StringFlag{Name: "cid", Usage: "continue the conversation `ID` (a unique prefix will do)"},
@@ -149,6 +153,8 @@ An answer cut at max_tokens says so on stderr and exits 5 (0 with
 				Interactive:  c.Bool("interactive"),
 				Wait:         c.Bool("wait"),
 				SwitchAt:     c.Float64("switch-at"),
+				Raw:          c.Bool("raw"),
+				HistoryFile:  f.chatHistoryPath(),
 			}
 			opts.conversationFlags(c)
 			opts.Conversations = f.Conversations(c.Context)
@@ -393,74 +399,4 @@ func (s *chatSession) report(ctx context.Context, r renderer, msg *stream.Messag
 		fmt.Fprintln(s.opts.IO.ErrOut, s.opts.IO.ErrScheme().Dim(line))
 	}
 	return err
-}
-
-// loop is the interactive conversation: one prompt per line of stdin, first
-// (from the arguments) before them; /exit or EOF ends it. A failed turn is
-// reported and forgotten; Ctrl-C, a missing login or an exhausted pool end
-// the loop with their error.
-func (s *chatSession) loop(ctx context.Context, first string) error {
-	done := make(chan struct{})
-	defer close(done)
-	lines := readLines(s.opts.IO.In, done)
-	prompt := first
-	for {
-		for prompt == "" {
-			if s.opts.IO.InTTY {
-				fmt.Fprint(s.opts.IO.ErrOut, s.opts.IO.ErrScheme().Bold("> "))
-			}
-			select {
-			case <-ctx.Done():
-				return chatError(ctx, ctx.Err())
-			case l, ok := <-lines:
-				if !ok {
-					return nil
-				}
-				prompt = strings.TrimSpace(l)
-			}
-			if prompt == "/exit" {
-				return nil
-			}
-		}
-		msg, err := s.turn(ctx, prompt)
-		if err != nil {
-			if ctx.Err() != nil || exitCode(err) != exitError {
-				return err
-			}
-			fmt.Fprintf(s.opts.IO.ErrOut, "piauth: %s\n", err)
-			prompt = ""
-			continue
-		}
-		s.remember(prompt, msg)
-		prompt = ""
-	}
-}
-
-// remember is kept for the loop's call: turn records every completed
-// exchange itself (history and store), so there is nothing left to do.
-func (s *chatSession) remember(string, *stream.Message) {}
-
-// readLines reads r line by line in the background so the loop can also
-// wait for Ctrl-C. The channel is closed at EOF or on a read error; closing
-// done stops the reader after its current read.
-func readLines(r io.Reader, done <-chan struct{}) <-chan string {
-	ch := make(chan string)
-	go func() {
-		defer close(ch)
-		br := bufio.NewReader(r)
-		for {
-			line, err := br.ReadString('\n')
-			if line != "" {
-				select {
-				case ch <- line:
-				case <-done:
-					return
-				}
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	return ch
 }

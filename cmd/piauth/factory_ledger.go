@@ -30,8 +30,16 @@ func (f *Factory) LedgerPath() (string, error) {
 }
 
 // ledgerOff reports whether PIAUTH_LEDGER turns the ledger off.
-func (f *Factory) ledgerOff() bool {
-	switch strings.ToLower(f.Getenv("PIAUTH_LEDGER")) {
+func (f *Factory) ledgerOff() bool { return f.envOff("PIAUTH_LEDGER") }
+
+// logOff reports whether PIAUTH_LOG turns off what chat keeps of a
+// conversation: the stored conversations and the REPL's line history.
+func (f *Factory) logOff() bool { return f.envOff("PIAUTH_LOG") }
+
+// envOff is the one reading of an on/off variable: off, 0, false or no
+// (any case) turn it off.
+func (f *Factory) envOff(name string) bool {
+	switch strings.ToLower(f.Getenv(name)) {
 	case "off", "0", "false", "no":
 		return true
 	}
