@@ -179,20 +179,21 @@ func proxyRun(ctx context.Context, opts *proxyOptions) error {
 		hosts = append(hosts, host) // --addr myhost.lan:8787: clients send that name
 	}
 	po := proxy.Options{
-		Client:        mc.HTTP,
-		Upstream:      mc.BaseURL,
-		ClientKey:     clientKey,
-		AcceptKey:     loginCredential(store, opts.Now),
-		Log:           opts.IO.ErrOut,
-		JSONLog:       opts.JSONLog,
-		Now:           opts.Now,
-		KeyLabel:      mc.KeyLabel,
-		Hosts:         hosts,
-		AllowOrigins:  opts.AllowOrigins,
-		Ledger:        led.Async(),
-		MaxRetryAfter: opts.MaxRetryAfter,
-		Pool:          store.Pool,
-		Version:       opts.Version,
+		Client:         mc.HTTP,
+		Upstream:       mc.BaseURL,
+		ClientKey:      clientKey,
+		AcceptKey:      loginCredential(store, opts.Now),
+		Log:            opts.IO.ErrOut,
+		JSONLog:        opts.JSONLog,
+		Now:            opts.Now,
+		KeyLabel:       mc.KeyLabel,
+		Hosts:          hosts,
+		AllowOrigins:   opts.AllowOrigins,
+		Ledger:         led.Async(),
+		MaxRetryAfter:  opts.MaxRetryAfter,
+		Pool:           store.Pool,
+		SharedSessions: sharedSessions(store),
+		Version:        opts.Version,
 	}
 	rt, _ := mc.HTTP.Transport.(*rotate.Transport)
 	if rt != nil {
@@ -285,4 +286,11 @@ func loginCredential(store *keystore.Store, now func() time.Time) func(string) b
 		want, got := sha256.Sum256([]byte(c.Token())), sha256.Sum256([]byte(presented))
 		return subtle.ConstantTimeCompare(want[:], got[:]) == 1
 	}
+}
+
+// sharedSessions is the store's session pins when the pool lives in a
+// shared store (Redis), else nil: sessions are this proxy's alone.
+func sharedSessions(store *keystore.Store) keystore.SessionBackend {
+	sb, _ := store.Backend().(keystore.SessionBackend)
+	return sb
 }

@@ -65,7 +65,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rec *record) {
 	var pin *rotate.Pin
 	if sid != "" {
 		rec.Session = shortSession(sid)
-		pin = &rotate.Pin{Key: p.sessions.key(sid, p.opts.Now())}
+		pin = &rotate.Pin{Key: p.sessionKey(ctx, sid)}
 		ctx = rotate.WithPin(ctx, pin)
 	}
 	tr := &trail{}
@@ -89,7 +89,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rec *record) {
 	p.countRotations(tr.rotations())
 	if pin != nil {
 		if fp, _, _ := pin.Used(); fp != "" {
-			p.sessions.set(sid, fp, p.opts.Now())
+			p.setSessionKey(ctx, sid, fp)
 		}
 	}
 	if err != nil {

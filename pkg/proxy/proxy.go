@@ -119,6 +119,11 @@ type Options struct {
 	// when 0).
 	MaxSessions int
 	SessionIdle time.Duration
+	// SharedSessions, when set (the pool lives in a shared store such as
+	// Redis), keeps each session's key there too, so a session continued
+	// through another proxy or machine stays on its key. A failing shared
+	// store falls back to this proxy's own table.
+	SharedSessions keystore.SessionBackend
 }
 
 // Proxy is the http.Handler serving the proxied Messages API. Create it with

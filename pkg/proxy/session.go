@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"container/list"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -137,4 +138,35 @@ func (s *sessions) pinned(now time.Time) int {
 	defer s.mu.Unlock()
 	s.expire(now)
 	return s.order.Len()
+}
+
+// sharedSessionWait bounds a shared-store session lookup or write: a slow
+// store costs a request this much at most, then the local table decides.
+const sharedSessionWait = 250 * time.Millisecond
+
+// sessionKey is the fingerprint session sid is pinned to: the shared
+// store's when there is one and it answers, else this proxy's table.
+func (p *Proxy) sessionKey(ctx context.Context, sid string) string {
+	now := p.opts.Now()
+	if p.opts.SharedSessions != nil {
+		ctx, cancel := context.WithTimeout(ctx, sharedSessionWait)
+		defer cancel()
+		if fp, err := p.opts.SharedSessions.SessionKey(ctx, sid); err == nil && fp != "" {
+			p.sessions.set(sid, fp, now)
+			return fp
+		}
+	}
+	return p.sessions.key(sid, now)
+}
+
+// setSessionKey records that session sid is on fp: in this proxy's table,
+// and in the shared store (each answer renews the pin's lifetime there).
+func (p *Proxy) setSessionKey(ctx context.Context, sid, fp string) {
+	p.sessions.set(sid, fp, p.opts.Now())
+	if p.opts.SharedSessions == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedSessionWait)
+	defer cancel()
+	_ = p.opts.SharedSessions.SetSessionKey(ctx, sid, fp, p.sessions.idle) // the local table still has it
 }
