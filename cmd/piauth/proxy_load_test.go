@@ -3,9 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +32,9 @@ const heldStreams = 200
 // streams held in the middle (the emulator's StreamGate holds every event
 // after message_start) minus its resident memory idle (after a warm-up),
 // per stream, reported as KB/stream (scripts/bench.sh: proxy_kb_per_stream).
+// The peer, measured the same way in the same run, is a process that does
+// nothing but httputil.ReverseProxy over the same shaping transport
+// (rp-KB/stream): the floor of a Go HTTP/1.1 proxy.
 func BenchmarkProxyHeldStreams(b *testing.B) {
 	gate := testenv.NewStreamGate()
 	emu := emulator.New(emulator.Options{Scenario: &emulator.Scenario{Reply: emulator.Reply{EventDelayMS: 1, Deltas: 5}}, Sleep: gate.Sleep})
@@ -34,11 +42,33 @@ func BenchmarkProxyHeldStreams(b *testing.B) {
 	b.Cleanup(up.Close)
 	b.Cleanup(gate.Open)
 	dir := b.TempDir()
-	writeLogin(b, dir, proxyTok("held"))
+	tok := proxyTok("held")
+	writeLogin(b, dir, tok)
 
-	cmd := exec.Command(piauthBinary(b), "--dir", dir, "--keyring", "off", "proxy", "--no-auth", "--addr", "127.0.0.1:0")
+	px := exec.Command(piauthBinary(b), "--dir", dir, "--keyring", "off", "proxy", "--no-auth", "--addr", "127.0.0.1:0")
 	state := b.TempDir()
-	cmd.Env = relEnv(map[string]string{"PIAUTH_BASE_URL": up.URL, "PIAUTH_STATE_DIR": state, "XDG_CONFIG_HOME": state, "PIAUTH_LEDGER": "off"})
+	px.Env = relEnv(map[string]string{"PIAUTH_BASE_URL": up.URL, "PIAUTH_STATE_DIR": state, "XDG_CONFIG_HOME": state, "PIAUTH_LEDGER": "off"})
+	rp := exec.Command(os.Args[0], "-test.run=^$")
+	rp.Env = append(os.Environ(), rpFloorEnv+"="+up.URL, rpFloorTokenEnv+"="+tok)
+
+	var perStream, rpPerStream, idle float64
+	for b.Loop() {
+		perStream, idle = heldStreamsKB(b, px, gate)
+		rpPerStream, _ = heldStreamsKB(b, rp, gate)
+	}
+	b.ReportMetric(perStream, "KB/stream")
+	b.ReportMetric(rpPerStream, "rp-KB/stream")
+	b.ReportMetric(idle, "idle-KB")
+}
+
+// heldStreamsKB starts cmd (a proxy printing "listening on URL" first),
+// warms it up, holds heldStreams streams open through it and returns its
+// RSS growth per stream and its idle RSS, in KB; cmd is killed after.
+func heldStreamsKB(b *testing.B, cmd *exec.Cmd, gate *testenv.StreamGate) (perStream, idle float64) {
+	b.Helper()
+	env := cmd.Env
+	cmd = exec.Command(cmd.Path, cmd.Args[1:]...) // a fresh Cmd each time: one runs once
+	cmd.Env = env
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -47,7 +77,7 @@ func BenchmarkProxyHeldStreams(b *testing.B) {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	br := bufio.NewReader(stdout)
 	first, err := br.ReadString('\n')
 	if err != nil {
@@ -56,6 +86,7 @@ func BenchmarkProxyHeldStreams(b *testing.B) {
 	go io.Copy(io.Discard, br) //nolint:errcheck // drain
 	base := strings.TrimSpace(strings.TrimPrefix(first, "listening on "))
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: heldStreams}}
+	defer client.CloseIdleConnections()
 	send := func(streamed bool) (*http.Response, error) {
 		req, err := http.NewRequest(http.MethodPost, base+"/v1/messages", bytes.NewReader(chatBody(streamed)))
 		if err != nil {
@@ -73,47 +104,75 @@ func BenchmarkProxyHeldStreams(b *testing.B) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
-	idle := rssKB(b, cmd.Process.Pid)
-
-	perStream := 0.0
-	for b.Loop() {
-		var wg sync.WaitGroup
-		held := make(chan *http.Response, heldStreams)
-		errs := make(chan error, heldStreams)
-		for range heldStreams {
-			wg.Go(func() {
-				resp, err := send(true)
-				if err != nil {
-					errs <- err
-					return
-				}
-				if err := stream.CheckResponse(resp); err != nil {
-					errs <- err
-					return
-				}
-				dec := stream.NewDecoder(resp.Body)
-				if !dec.Next() || dec.Event().Name != "message_start" {
-					errs <- dec.Err()
-					return
-				}
-				held <- resp
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			b.Fatalf("open stream: %v", err)
-		}
-		if perStream == 0 {
-			perStream = float64(rssKB(b, cmd.Process.Pid)-idle) / heldStreams
-		}
-		close(held)
-		for resp := range held {
-			resp.Body.Close()
-		}
+	idleKB := rssKB(b, cmd.Process.Pid)
+	var wg sync.WaitGroup
+	held := make(chan *http.Response, heldStreams)
+	errs := make(chan error, heldStreams)
+	for range heldStreams {
+		wg.Go(func() {
+			resp, err := send(true)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if err := stream.CheckResponse(resp); err != nil {
+				errs <- err
+				return
+			}
+			dec := stream.NewDecoder(resp.Body)
+			if !dec.Next() || dec.Event().Name != "message_start" {
+				errs <- dec.Err()
+				return
+			}
+			held <- resp
+		})
 	}
-	b.ReportMetric(perStream, "KB/stream")
-	b.ReportMetric(float64(idle), "idle-KB")
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatalf("open stream through %s: %v", cmd.Path, err)
+	}
+	perStream = float64(rssKB(b, cmd.Process.Pid)-idleKB) / heldStreams
+	close(held)
+	for resp := range held {
+		resp.Body.Close()
+	}
+	return perStream, float64(idleKB)
+}
+
+// The ReverseProxy floor process of BenchmarkProxyHeldStreams: the test
+// binary run with rpFloorEnv set to the upstream URL (and rpFloorTokenEnv
+// to the token its shaping transport sends).
+const (
+	rpFloorEnv      = "PIAUTH_TEST_RP_FLOOR"
+	rpFloorTokenEnv = "PIAUTH_TEST_RP_FLOOR_TOKEN"
+)
+
+// serveRPFloor serves the floor proxy until killed when rpFloorEnv is set
+// (called first by TestMain); false otherwise.
+func serveRPFloor() bool {
+	upstream := os.Getenv(rpFloorEnv)
+	if upstream == "" {
+		return false
+	}
+	upURL, err := url.Parse(upstream)
+	if err != nil {
+		panic(err)
+	}
+	tok := os.Getenv(rpFloorTokenEnv)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("listening on http://%s\n", ln.Addr())
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(upURL) },
+		Transport: &stream.TokenTransport{Base: &http.Transport{MaxIdleConnsPerHost: 2 * heldStreams},
+			Token: func(context.Context) (string, error) { return tok, nil }},
+		FlushInterval: -1,
+	}
+	_ = http.Serve(ln, rp)
+	return true
 }
 
 // rssKB is VmRSS of process pid in KB.
