@@ -3,32 +3,24 @@ package convo
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
-	"strconv"
 	"time"
 
-	_ "modernc.org/sqlite" // the pure-Go SQLite driver ("sqlite")
+	"github.com/piauth/piauth/internal/sqlitedb"
 )
 
-// The database is opened the way pkg/ledger opens its own (WAL, a busy
+// The database is opened as the ledger's is (internal/sqlitedb: WAL, a busy
 // timeout, PRAGMA user_version migrations, 0600 in a 0700 directory), in a
 // separate file: a conversation store holds prompt and answer text, which
 // the ledger never does.
 
 // DefaultBusyTimeout is how long a statement waits for another process's
 // write lock before it fails with "database is locked".
-const DefaultBusyTimeout = 5 * time.Second
-
-// walCheckpointPages is the WAL size (in pages) that triggers a checkpoint.
-const walCheckpointPages = 256
+const DefaultBusyTimeout = sqlitedb.DefaultBusyTimeout
 
 // ErrNewerSchema means the store was written by a newer piauth whose schema
 // this one does not know; it is neither read nor written.
-var ErrNewerSchema = errors.New("conversation store schema is newer than this piauth")
+var ErrNewerSchema = sqlitedb.ErrNewerSchema
 
 // migrations take the schema from version i to i+1 (PRAGMA user_version).
 // Append only: a released migration never changes.
@@ -86,119 +78,12 @@ type DB struct {
 // at path. A file that is not a SQLite database, or a schema newer than
 // SchemaVersion, is an error; the file is left as it is.
 func Open(ctx context.Context, path string, opts Options) (*DB, error) {
-	if opts.BusyTimeout <= 0 {
-		opts.BusyTimeout = DefaultBusyTimeout
-	}
-	if !opts.ReadOnly {
-		if err := createFile(path); err != nil {
-			return nil, err
-		}
-	} else if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("conversations: %w", err)
-	}
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10)+")")
-	if !opts.ReadOnly {
-		q.Add("_pragma", "journal_mode(WAL)")
-	}
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Add("_pragma", "wal_autocheckpoint("+strconv.Itoa(walCheckpointPages)+")")
-	q.Set("_txlock", "immediate")
-	dsn := (&url.URL{Scheme: "file", Path: path}).String() + "?" + q.Encode()
-	sdb, err := sql.Open("sqlite", dsn)
+	sdb, err := sqlitedb.Open(ctx, path, sqlitedb.Options{Name: "conversations", Migrations: migrations,
+		BusyTimeout: opts.BusyTimeout, ReadOnly: opts.ReadOnly, OlderHint: "run a chat to migrate it"})
 	if err != nil {
-		return nil, fmt.Errorf("conversations %s: %w", path, err)
+		return nil, err
 	}
-	sdb.SetMaxOpenConns(1)
-	sdb.SetMaxIdleConns(1)
-	sdb.SetConnMaxLifetime(0)
-	sdb.SetConnMaxIdleTime(0)
-	d := &DB{path: path, db: sdb, now: time.Now}
-	if err := d.migrate(ctx, opts.ReadOnly); err != nil {
-		sdb.Close()
-		return nil, fmt.Errorf("conversations %s: %w", path, err)
-	}
-	return d, nil
-}
-
-// createFile makes path's directory (0700) and the file itself (0600) when
-// missing, and narrows a wider mode to 0600: SQLite gives its -wal and -shm
-// files the database file's mode.
-func createFile(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("conversations: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("conversations: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("conversations: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("conversations: %s is not a regular file", path)
-	}
-	if fi.Mode().Perm() != 0o600 {
-		if err := f.Chmod(0o600); err != nil {
-			return fmt.Errorf("conversations: %w", err)
-		}
-	}
-	return nil
-}
-
-// migrate brings the schema to SchemaVersion under the write lock (another
-// process may be migrating at the same time).
-func (d *DB) migrate(ctx context.Context, readOnly bool) error {
-	v, err := version(ctx, d.db)
-	if err != nil {
-		return err
-	}
-	if v > SchemaVersion {
-		return fmt.Errorf("%w (version %d, this piauth knows %d)", ErrNewerSchema, v, SchemaVersion)
-	}
-	if v == SchemaVersion {
-		return nil
-	}
-	if readOnly {
-		return fmt.Errorf("schema version %d is older than %d: run a chat to migrate it", v, SchemaVersion)
-	}
-	tx, err := d.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	defer tx.Rollback()
-	if v, err = version(ctx, tx); err != nil || v >= SchemaVersion {
-		return err // migrated meanwhile by another process
-	}
-	for i := v; i < SchemaVersion; i++ {
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
-			return fmt.Errorf("migrate to version %d: %w", i+1, err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(SchemaVersion)); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	return nil
-}
-
-// querier is a *sql.DB or a *sql.Tx.
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-// version is the schema version (PRAGMA user_version); reading it also
-// checks that the file is a database.
-func version(ctx context.Context, q querier) (int, error) {
-	var v int
-	if err := q.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return 0, fmt.Errorf("read schema version: %w", err)
-	}
-	return v, nil
+	return &DB{path: path, db: sdb, now: time.Now}, nil
 }
 
 // Path is the store's file.

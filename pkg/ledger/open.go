@@ -3,28 +3,20 @@ package ledger
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // the pure-Go SQLite driver ("sqlite")
+	"github.com/piauth/piauth/internal/sqlitedb"
 )
-
-// walCheckpointPages is the WAL size (in pages) that triggers a checkpoint.
-const walCheckpointPages = 256
 
 // DefaultBusyTimeout is how long a statement waits for another process's
 // write lock before it fails with "database is locked".
-const DefaultBusyTimeout = 5 * time.Second
+const DefaultBusyTimeout = sqlitedb.DefaultBusyTimeout
 
 // ErrNewerSchema means the ledger was written by a newer piauth whose schema
 // this one does not know; it is neither read nor written.
-var ErrNewerSchema = errors.New("ledger schema is newer than this piauth")
+var ErrNewerSchema = sqlitedb.ErrNewerSchema
 
 // migrations take the schema from version i to i+1 (PRAGMA user_version).
 // Append only: a released migration never changes.
@@ -115,46 +107,19 @@ type DB struct {
 }
 
 // Open opens (creating it 0600, its directory 0700) and migrates the ledger
-// at path, prepares the INSERT and imports the spool (Spool, Import). A file that is not a SQLite database, or
-// a schema newer than SchemaVersion, is an error; the file is left as it is.
+// at path (internal/sqlitedb), prepares the INSERT and imports the spool
+// (Spool, Import). A file that is not a SQLite database, or a schema newer
+// than SchemaVersion, is an error; the file is left as it is.
 func Open(ctx context.Context, path string, opts Options) (*DB, error) {
-	if opts.BusyTimeout <= 0 {
-		opts.BusyTimeout = DefaultBusyTimeout
-	}
 	if opts.ReadOnly && !opts.NoImport && HasSpool(path) {
 		opts.ReadOnly = false
 	}
-	if !opts.ReadOnly {
-		if err := createFile(path); err != nil {
-			return nil, err
-		}
-	} else if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("ledger: %w", err)
-	}
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10)+")")
-	if !opts.ReadOnly {
-		q.Add("_pragma", "journal_mode(WAL)")
-	}
-	q.Add("_pragma", "synchronous(NORMAL)")
-	// A short WAL: a process that exits without closing leaves it for the
-	// next opener to read back.
-	q.Add("_pragma", "wal_autocheckpoint("+strconv.Itoa(walCheckpointPages)+")")
-	q.Set("_txlock", "immediate")
-	dsn := (&url.URL{Scheme: "file", Path: path}).String() + "?" + q.Encode()
-	sdb, err := sql.Open("sqlite", dsn)
+	sdb, err := sqlitedb.Open(ctx, path, sqlitedb.Options{Name: "ledger", Migrations: migrations,
+		BusyTimeout: opts.BusyTimeout, ReadOnly: opts.ReadOnly, OlderHint: "run a command that records to migrate it"})
 	if err != nil {
-		return nil, fmt.Errorf("ledger %s: %w", path, err)
+		return nil, err
 	}
-	sdb.SetMaxOpenConns(1)
-	sdb.SetMaxIdleConns(1)
-	sdb.SetConnMaxLifetime(0)
-	sdb.SetConnMaxIdleTime(0)
 	d := &DB{path: path, db: sdb}
-	if err := d.migrate(ctx, opts.ReadOnly); err != nil {
-		sdb.Close()
-		return nil, fmt.Errorf("ledger %s: %w", path, err)
-	}
 	if !opts.ReadOnly {
 		if _, err := d.insert(ctx); err != nil { // prepared now: Record only runs it
 			sdb.Close()
@@ -168,86 +133,6 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		}
 	}
 	return d, nil
-}
-
-// createFile makes path's directory (0700) and the file itself (0600) when
-// missing, and narrows a wider mode to 0600: SQLite gives its -wal and -shm
-// files the database file's mode.
-func createFile(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("ledger: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("ledger: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("ledger: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("ledger: %s is not a regular file", path)
-	}
-	if fi.Mode().Perm() != 0o600 {
-		if err := f.Chmod(0o600); err != nil {
-			return fmt.Errorf("ledger: %w", err)
-		}
-	}
-	return nil
-}
-
-// migrate brings the schema to SchemaVersion under the write lock (another
-// process may be migrating at the same time).
-func (d *DB) migrate(ctx context.Context, readOnly bool) error {
-	v, err := d.version(ctx, d.db)
-	if err != nil {
-		return err
-	}
-	if v > SchemaVersion {
-		return fmt.Errorf("%w (version %d, this piauth knows %d)", ErrNewerSchema, v, SchemaVersion)
-	}
-	if v == SchemaVersion {
-		return nil
-	}
-	if readOnly {
-		return fmt.Errorf("schema version %d is older than %d: run a command that records to migrate it", v, SchemaVersion)
-	}
-	tx, err := d.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	defer tx.Rollback()
-	if v, err = d.version(ctx, tx); err != nil || v >= SchemaVersion {
-		return err // migrated meanwhile by another process
-	}
-	for i := v; i < SchemaVersion; i++ {
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
-			return fmt.Errorf("migrate to version %d: %w", i+1, err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(SchemaVersion)); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	return nil
-}
-
-// querier is a *sql.DB or a *sql.Tx.
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-// version is the schema version (PRAGMA user_version); reading it also
-// checks that the file is a database.
-func (d *DB) version(ctx context.Context, q querier) (int, error) {
-	var v int
-	if err := q.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return 0, fmt.Errorf("read schema version: %w", err)
-	}
-	return v, nil
 }
 
 // Path is the ledger's file.

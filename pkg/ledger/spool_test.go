@@ -141,7 +141,7 @@ func TestCheckFile(t *testing.T) {
 		{"a ledger", valid, ""},
 		{"garbage", write("garbage.db", []byte("garbage, not SQLite, but long enough to fill a header ........................................")), "file is not a database"},
 		{"short", write("short.db", []byte("SQLite format 3\x00")), "file is not a database"},
-		{"newer schema", newer, "ledger schema is newer than this piauth (version 99"},
+		{"newer schema", newer, "schema is newer than this piauth (version 99"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
