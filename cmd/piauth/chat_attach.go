@@ -12,18 +12,18 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/piauth/piauth/pkg/stream"
 )
 
-// Attachment limits of the Messages API (platform.claude.com docs: Vision,
-// "PDF support"; Claude Code's constants/apiLimits.ts): an image's base64
-// data may be 5 MB (so the file 3.75 MB), a request 32 MB (PDFs share that
-// limit). The request check runs on the whole body before it is sent.
-const (
-	maxImageBase64  = 5 << 20
-	maxImageBytes   = maxImageBase64 / 4 * 3
-	maxPDFBytes     = 32 << 20
-	maxRequestBytes = 32 << 20
-)
+// The attachment limits are the Service's (anthropic.json "limits", from
+// platform.claude.com docs: Vision, "PDF support"; Claude Code's
+// constants/apiLimits.ts): an image's base64 data may be 5 MB (so the file
+// 3.75 MB), a request 32 MB (PDFs share that limit). The request check runs
+// on the whole body before it is sent.
+
+// maxImageFile is the largest image file whose base64 fits lim.
+func maxImageFile(lim stream.Limits) int { return lim.ImageBase64Bytes / 4 * 3 }
 
 // imageTypes are the image formats the API takes, by sniffed content type.
 var imageTypes = map[string]bool{"image/png": true, "image/jpeg": true, "image/gif": true, "image/webp": true}
@@ -33,13 +33,13 @@ var imageTypes = map[string]bool{"image/png": true, "image/jpeg": true, "image/g
 // told apart by their content (not the name); a text file (valid UTF-8
 // without NUL bytes) as a text block that names the file. Anything else, or
 // a file over its limit, is a usage error.
-func loadAttachment(path string) (json.RawMessage, error) {
+func loadAttachment(path string, lim stream.Limits) (json.RawMessage, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, usagef("-a: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxRequestBytes+1))
+	data, err := io.ReadAll(io.LimitReader(f, int64(lim.RequestBytes)+1))
 	if err != nil {
 		return nil, usagef("-a %s: %w", path, err)
 	}
@@ -47,18 +47,18 @@ func loadAttachment(path string) (json.RawMessage, error) {
 	mediaType, _, _ := strings.Cut(http.DetectContentType(data), ";")
 	switch {
 	case imageTypes[mediaType]:
-		if len(data) > maxImageBytes {
-			return nil, usagef("-a %s: image of %s; the API takes images up to %s (5 MB base64-encoded)", path, sizeMB(len(data)), sizeMB(maxImageBytes))
+		if maxImage := maxImageFile(lim); len(data) > maxImage {
+			return nil, usagef("-a %s: image of %s; the API takes images up to %s (%s base64-encoded)", path, sizeMB(len(data)), sizeMB(maxImage), sizeMB(lim.ImageBase64Bytes))
 		}
 		return mediaBlock("image", mediaType, data, "")
 	case mediaType == "application/pdf":
-		if len(data) > maxPDFBytes {
-			return nil, usagef("-a %s: PDF of more than %s; the API takes PDFs up to %s", path, sizeMB(maxPDFBytes), sizeMB(maxPDFBytes))
+		if len(data) > lim.PDFBytes {
+			return nil, usagef("-a %s: PDF of more than %s; the API takes PDFs up to %s", path, sizeMB(lim.PDFBytes), sizeMB(lim.PDFBytes))
 		}
 		return mediaBlock("document", mediaType, data, name)
 	case utf8.Valid(data) && bytes.IndexByte(data, 0) < 0:
-		if len(data) > maxRequestBytes {
-			return nil, usagef("-a %s: text of more than %s, the API's request limit", path, sizeMB(maxRequestBytes))
+		if len(data) > lim.RequestBytes {
+			return nil, usagef("-a %s: text of more than %s, the API's request limit", path, sizeMB(lim.RequestBytes))
 		}
 		text := fmt.Sprintf("<file name=%q>\n%s\n</file>", name, strings.TrimRight(string(data), "\n"))
 		return textBlock(text), nil

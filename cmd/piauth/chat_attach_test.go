@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/piauth/piauth/pkg/stream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -88,7 +89,9 @@ func TestChatAttachmentRefusals(t *testing.T) {
 // the files are megabytes, kept out of the test process (whose memory the
 // process tests after it would measure through fork). The files are sparse.
 func TestChatAttachmentLimits(t *testing.T) {
-	assert.LessOrEqual(t, base64.StdEncoding.EncodedLen(maxImageBytes), maxImageBase64, "an image at the limit fits in base64")
+	lim := stream.Builtin().Limits()
+	maxImageBytes, maxPDFBytes := maxImageFile(lim), lim.PDFBytes
+	assert.LessOrEqual(t, base64.StdEncoding.EncodedLen(maxImageBytes), lim.ImageBase64Bytes, "an image at the limit fits in base64")
 	dir := t.TempDir()
 	sparse := func(name, header string, size int64) string {
 		p := filepath.Join(dir, name)
@@ -112,12 +115,12 @@ func TestChatAttachmentLimits(t *testing.T) {
 		code    int
 		wantErr string
 	}{
-		{"image at the limit", []string{sparse("at.png", png, maxImageBytes)}, 0, ""},
-		{"image over the limit", []string{sparse("big.png", png, maxImageBytes+1)}, exitUsage,
-			"image of 3.8 MB; the API takes images up to 3.8 MB (5 MB base64-encoded)"},
+		{"image at the limit", []string{sparse("at.png", png, int64(maxImageBytes))}, 0, ""},
+		{"image over the limit", []string{sparse("big.png", png, int64(maxImageBytes)+1)}, exitUsage,
+			"image of 3.8 MB; the API takes images up to 3.8 MB (5.0 MB base64-encoded)"},
 		{"request over the limit", []string{sparse("one.pdf", "%PDF-1.4\n", 13<<20), sparse("two.pdf", "%PDF-1.4\n", 13<<20)},
 			exitUsage, "over the API's 32.0 MB limit"},
-		{"PDF over the limit", []string{sparse("huge.pdf", "%PDF-1.4\n", maxPDFBytes+1)}, exitUsage,
+		{"PDF over the limit", []string{sparse("huge.pdf", "%PDF-1.4\n", int64(maxPDFBytes)+1)}, exitUsage,
 			"PDF of more than 32.0 MB; the API takes PDFs up to 32.0 MB"},
 	}
 	for _, tt := range tests {

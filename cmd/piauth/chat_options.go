@@ -59,7 +59,7 @@ func (s *chatSession) prepare(ctx context.Context) error {
 		}
 	}
 	for _, path := range opts.Attach {
-		b, err := loadAttachment(path)
+		b, err := loadAttachment(path, opts.Service.Limits())
 		if err != nil {
 			return err
 		}

@@ -325,8 +325,8 @@ func (s *chatSession) turn(ctx context.Context, prompt string) (*stream.Message,
 	if err != nil {
 		return nil, usagef("%w", err)
 	}
-	if len(body) > maxRequestBytes {
-		return nil, usagef("the request is %s, over the API's %s limit (attachments and history count)", sizeMB(len(body)), sizeMB(maxRequestBytes))
+	if limit := s.opts.Service.Limits().RequestBytes; len(body) > limit {
+		return nil, usagef("the request is %s, over the API's %s limit (attachments and history count)", sizeMB(len(body)), sizeMB(limit))
 	}
 	pin := &rotate.Pin{Key: s.pinKey}
 	req, err := stream.NewRequest(rotate.WithPin(ctx, pin), s.client.BaseURL, body)

@@ -15,6 +15,10 @@ type contentBlock struct {
 	Text         string          `json:"text"`
 	CacheControl json.RawMessage `json:"cache_control"`
 	Content      json.RawMessage `json:"content"` // tool_result: string or blocks
+	Source       *struct {
+		Type string `json:"type"`
+		Data string `json:"data"`
+	} `json:"source"` // image, document
 }
 
 // toolDef is one entry of tools[]; a Type other than "" or "custom" marks a server tool.
@@ -146,10 +150,30 @@ func (r *rules) validateService(req *messagesRequest) (*Model, *failure) {
 	if n := req.cacheControls(); n > r.MaxCacheControl {
 		return nil, invalid(fill(r.Messages.CacheControl, "{max}", strconv.Itoa(r.MaxCacheControl), "{found}", strconv.Itoa(n)))
 	}
+	if f := r.checkImages(req); f != nil {
+		return nil, f
+	}
 	for i, t := range req.Tools {
 		if t.custom() && !r.toolName.MatchString(t.Name) {
 			return nil, invalid("tools." + strconv.Itoa(i) + ".custom.name: String should match pattern '" + r.ToolNamePattern + "'")
 		}
 	}
 	return &m, nil
+}
+
+// checkImages refuses an image block whose base64 data is over
+// MaxImageBase64Bytes, naming where it is as the API does.
+func (r *rules) checkImages(req *messagesRequest) *failure {
+	if r.MaxImageBase64Bytes <= 0 {
+		return nil
+	}
+	for i, m := range req.Messages {
+		for j, b := range blocks(m.Content) {
+			if b.Type == "image" && b.Source != nil && b.Source.Type == "base64" && len(b.Source.Data) > r.MaxImageBase64Bytes {
+				at := "messages." + strconv.Itoa(i) + ".content." + strconv.Itoa(j) + ".image.source.base64"
+				return invalid(fill(r.Messages.ImageTooLarge, "{at}", at, "{found}", strconv.Itoa(len(b.Source.Data)), "{max}", strconv.Itoa(r.MaxImageBase64Bytes)))
+			}
+		}
+	}
+	return nil
 }

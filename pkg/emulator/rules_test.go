@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -276,4 +277,27 @@ func TestThirdPartyClassifier(t *testing.T) {
 	sc, err = ParseScenario([]byte(`{"service": {"classifier": {"disabled": true}}}`))
 	require.NoError(t, err)
 	checkRules(t, Options{Scenario: sc}, "/v1/messages", []ruleCase{{"classifier off", oat, withTools("mcp_read"), ok}})
+}
+
+func TestImageSizeLimit(t *testing.T) {
+	image := func(n int) map[string]any {
+		return map[string]any{"type": "image", "source": map[string]any{"type": "base64", "media_type": "image/png",
+			"data": strings.Repeat("A", n)}}
+	}
+	withContent := func(blocks ...any) string {
+		return body(func(m map[string]any) {
+			m["messages"] = []any{map[string]any{"role": "user", "content": append(blocks, map[string]any{"type": "text", "text": "what is this?"})}}
+		})
+	}
+	tooLarge := func(at string, n int) wantErr {
+		return wantErr{status: 400, typ: "invalid_request_error",
+			msg: at + ": image exceeds 5 MB maximum: " + strconv.Itoa(n) + " bytes > 5242880 bytes"}
+	}
+	api := apiKeyHeaders(fakeTok("api", "images"))
+	checkRules(t, Options{}, "/v1/messages", []ruleCase{
+		{"5 MB of base64", api, withContent(image(5 << 20)), wantErr{status: 200}},
+		{"one byte more", api, withContent(image(5<<20 + 1)), tooLarge("messages.0.content.0.image.source.base64", 5<<20+1)},
+		{"the second block", api, withContent(image(10), image(6<<20)), tooLarge("messages.0.content.1.image.source.base64", 6<<20)},
+		{"oauth too", oauthHeaders(fakeTok("oat", "images")), withContent(image(6 << 20)), tooLarge("messages.0.content.0.image.source.base64", 6<<20)},
+	})
 }

@@ -42,6 +42,9 @@ type Service struct {
 	IdentityGatedFamilies []string `json:"identity_gated_families"`
 	// MaxCacheControl is the most blocks with cache_control per request.
 	MaxCacheControl int `json:"max_cache_control"`
+	// MaxImageBase64Bytes is the largest base64 data an image block may
+	// carry (0: no limit).
+	MaxImageBase64Bytes int `json:"max_image_base64_bytes"`
 	// ToolNamePattern is the regexp every custom tool name must match.
 	ToolNamePattern string `json:"tool_name_pattern"`
 	// Classifier is the third-party tool-name classifier for OAuth requests.
@@ -106,6 +109,7 @@ type Messages struct {
 	VersionTooOld   string `json:"version_too_old"`
 	IdentityRefused string `json:"identity_refused"`
 	CacheControl    string `json:"cache_control"`
+	ImageTooLarge   string `json:"image_too_large"`
 	UsageUserAgent  string `json:"usage_user_agent"`
 }
 
@@ -150,6 +154,9 @@ func (s *Service) compile() (*rules, error) {
 	}
 	if s.MaxCacheControl < 0 {
 		return nil, errors.New("max_cache_control must not be negative")
+	}
+	if s.MaxImageBase64Bytes < 0 {
+		return nil, errors.New("max_image_base64_bytes must not be negative")
 	}
 	var err error
 	if r.toolName, err = regexp.Compile(s.ToolNamePattern); err != nil {

@@ -32,6 +32,7 @@ type serviceData struct {
 	ThinkingBeta          string                 `json:"thinking_beta,omitempty"`
 	ForbiddenBetaPrefixes []string               `json:"forbidden_beta_prefixes,omitempty"`
 	MaxCacheControl       int                    `json:"max_cache_control_blocks,omitempty"`
+	Limits                Limits                 `json:"limits"`
 	ClaudeCodeTools       []string               `json:"claude_code_tools,omitempty"`
 	WebSearchPer1000      float64                `json:"web_search_usd_per_1000,omitempty"`
 	DefaultModel          string                 `json:"default_model,omitempty"`
@@ -205,6 +206,16 @@ func (s *Service) forbiddenBeta(b string) bool {
 	return false
 }
 
+// Limits are the Messages API's size limits on what a request carries.
+type Limits struct {
+	ImageBase64Bytes int `json:"image_base64_bytes,omitempty"` // one image's base64 data
+	PDFBytes         int `json:"pdf_bytes,omitempty"`          // one PDF file
+	RequestBytes     int `json:"request_bytes,omitempty"`      // the whole request body
+}
+
+// Limits returns the request size limits (anthropic.json's "limits").
+func (s *Service) Limits() Limits { return s.d.Limits }
+
 // maxCacheControl is the most cache_control blocks one request may carry.
 func (s *Service) maxCacheControl() int {
 	if s.d.MaxCacheControl > 0 {
@@ -230,6 +241,9 @@ func (s *Service) validate() error {
 		return bad("oauth_betas is empty")
 	case len(d.Models) == 0:
 		return bad("models is empty")
+	}
+	if l := d.Limits; l.ImageBase64Bytes <= 0 || l.PDFBytes <= 0 || l.RequestBytes <= 0 {
+		return bad("limits: image_base64_bytes, pdf_bytes and request_bytes must be positive")
 	}
 	current := func(field, id string) error {
 		if _, ok := d.Models[id]; !ok {

@@ -177,6 +177,9 @@ func TestMerge(t *testing.T) {
 				assert.Equal(t, "mcp__piauth__Bash", s.SentToolName("Bash"))
 				assert.Equal(t, []string{"oauth-2025-04-20"}, s.OAuthBetas("opus"))
 			}},
+		{"one limit", `{"limits": {"request_bytes": 1000}}`, func(t *testing.T, s *Service) {
+			assert.Equal(t, Limits{ImageBase64Bytes: 5 << 20, PDFBytes: 32 << 20, RequestBytes: 1000}, s.Limits())
+		}},
 		{"retire a model", `{"models": {"claude-opus-4-6": null}, "retired": {"claude-opus-4-6": {"retired_on": "2027-01-05", "replacement": "claude-opus-5-5"}}}`,
 			func(t *testing.T, s *Service) {
 				_, err := s.Resolve("claude-opus-4-6")
@@ -202,6 +205,7 @@ func TestMergeRejectsInconsistentData(t *testing.T) {
 		"default model retired":    `{"default_model": "claude-sonnet-4-5"}`,
 		"replacement not current":  `{"retired": {"claude-x": {"replacement": "claude-sonnet-4-5"}}}`,
 		"bad version":              `{"claude_code_version": "latest"}`,
+		"negative limit":           `{"limits": {"pdf_bytes": -1}}`,
 		"alias shadows a model id": `{"aliases": {"claude-opus-5": "claude-opus-5-5"}}`,
 		"tiers not increasing": `{"models": {"claude-haiku-5-5": {"tiers": [{"above_prompt_tokens": 100000, "prices": {}},
 			{"above_prompt_tokens": 100, "prices": {}}]}}}`,
