@@ -91,25 +91,7 @@ func (h *replHarness) start(t *testing.T, env []string, args ...string) *ptyProc
 		"PIAUTH_TOKEN_URL="+h.srv.URL+"/v1/oauth/token", "PIAUTH_STATE_DIR="+h.state, "PIAUTH_LEDGER=off"), env...)
 	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 100})
 	require.NoError(t, err)
-	p := &ptyProc{t: t, cmd: cmd, tty: tty, done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		buf := make([]byte, 4096)
-		for {
-			n, err := tty.Read(buf)
-			p.mu.Lock()
-			p.out.Write(buf[:n])
-			p.mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = tty.Close()
-	})
-	return p
+	return newPTYProc(t, cmd, tty)
 }
 
 // since is what the terminal showed after the first len(mark) bytes.

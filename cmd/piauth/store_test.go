@@ -3,10 +3,7 @@ package main
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -186,28 +183,7 @@ func TestStoreRefreshSingleFlightAcrossMachines(t *testing.T) {
 	dirs := []string{t.TempDir(), t.TempDir()}
 
 	const n = 16
-	outs, errs := make([]string, n), make([]string, n)
-	codes := make([]int, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			cmd := exec.Command(bin, "--dir", dirs[i%2], "--keyring", "off", "token")
-			cmd.Env = os.Environ()
-			for k, v := range e.vars() {
-				cmd.Env = append(cmd.Env, k+"="+v)
-			}
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			out, err := cmd.Output()
-			outs[i], errs[i] = string(out), stderr.String()
-			if ee, ok := err.(*exec.ExitError); ok {
-				codes[i] = ee.ExitCode()
-			} else if err != nil {
-				codes[i] = -1
-			}
-		})
-	}
-	wg.Wait()
+	outs, errs, codes := tokenProcesses(t, bin, n, dirs, e.vars())
 
 	p := e.shared(t)
 	require.Len(t, p.Keys, 2)

@@ -98,28 +98,7 @@ func TestTokenSingleFlightProcesses(t *testing.T) {
 	bin := piauthBinary(t)
 
 	const n = 16
-	outs, errs := make([]string, n), make([]string, n)
-	codes := make([]int, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			cmd := exec.Command(bin, "--dir", env.dir, "--keyring", "off", "token")
-			cmd.Env = os.Environ()
-			for k, v := range env.vars() {
-				cmd.Env = append(cmd.Env, k+"="+v)
-			}
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			out, err := cmd.Output()
-			outs[i], errs[i] = string(out), stderr.String()
-			if ee, ok := err.(*exec.ExitError); ok {
-				codes[i] = ee.ExitCode()
-			} else if err != nil {
-				codes[i] = -1
-			}
-		})
-	}
-	wg.Wait()
+	outs, errs, codes := tokenProcesses(t, bin, n, []string{env.dir}, env.vars())
 
 	c := env.auth(t)
 	require.NotEqual(t, old, c.Access)
@@ -192,4 +171,33 @@ func TestTokenRefreshInterrupted(t *testing.T) {
 	assert.Equal(t, exitInterrupted, ee.ExitCode(), stderr.String())
 	assert.Empty(t, stdout.String())
 	t.Logf("stderr: %s", stderr.String())
+}
+
+// tokenProcesses runs n `piauth token` processes at once, the i-th on agent
+// dir dirs[i%len(dirs)] with vars added to the environment, and returns
+// each one's stdout, stderr and exit code (-1: it did not run).
+func tokenProcesses(t *testing.T, bin string, n int, dirs []string, vars map[string]string) (outs, errs []string, codes []int) {
+	t.Helper()
+	outs, errs, codes = make([]string, n), make([]string, n), make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			cmd := exec.Command(bin, "--dir", dirs[i%len(dirs)], "--keyring", "off", "token")
+			cmd.Env = os.Environ()
+			for k, v := range vars {
+				cmd.Env = append(cmd.Env, k+"="+v)
+			}
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			outs[i], errs[i] = string(out), stderr.String()
+			if ee, ok := err.(*exec.ExitError); ok {
+				codes[i] = ee.ExitCode()
+			} else if err != nil {
+				codes[i] = -1
+			}
+		})
+	}
+	wg.Wait()
+	return outs, errs, codes
 }

@@ -120,6 +120,13 @@ func startPTYEnv(t *testing.T, env []string, args ...string) *ptyProc {
 	cmd.Env = append(append(os.Environ(), "NO_COLOR=1"), env...)
 	tty, err := pty.Start(cmd)
 	require.NoError(t, err)
+	return newPTYProc(t, cmd, tty)
+}
+
+// newPTYProc watches cmd, started on tty: everything the terminal shows is
+// collected (until EIO once the process has exited), and the process is
+// killed and the pty closed when the test ends.
+func newPTYProc(t *testing.T, cmd *exec.Cmd, tty *os.File) *ptyProc {
 	p := &ptyProc{t: t, cmd: cmd, tty: tty, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
