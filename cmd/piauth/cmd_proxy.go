@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/piauth/piauth/internal/httpx"
 	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/piauth/piauth/pkg/proxy"
 	"github.com/piauth/piauth/pkg/rotate"
@@ -201,6 +202,9 @@ func proxyRun(ctx context.Context, opts *proxyOptions) error {
 	}
 	p := proxy.New(po)
 	if rt != nil {
+		if t := httpx.HTTPTransport(rt.Base); t != nil {
+			proxy.TuneTransport(t, po.MaxInFlight)
+		}
 		// Bound the events rotation peeks at before the first content too,
 		// and let the proxy see each attempt (rate-limit headers per key,
 		// upstream latency, rotations).

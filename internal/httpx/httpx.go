@@ -67,6 +67,17 @@ func New(l Limits) *http.Client {
 	return &http.Client{Transport: &Transport{Base: base, Limits: l}, CheckRedirect: NoRedirect}
 }
 
+// HTTPTransport is the *http.Transport under rt when rt is one of New's
+// transports (or that transport itself), for a caller that tunes the
+// connection pool; nil otherwise.
+func HTTPTransport(rt http.RoundTripper) *http.Transport {
+	if t, ok := rt.(*Transport); ok {
+		rt = t.Base
+	}
+	t, _ := rt.(*http.Transport)
+	return t
+}
+
 // NoRedirect is an http.Client CheckRedirect that refuses every redirect;
 // the caller gets the redirect answer itself and an error wrapping
 // ErrRedirect from Client.Do.

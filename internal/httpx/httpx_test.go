@@ -75,3 +75,17 @@ func TestNoRedirect(t *testing.T) {
 	}
 	assert.Zero(t, stolen.Load(), "no request reached the redirect's target")
 }
+
+func TestHTTPTransport(t *testing.T) {
+	c := New(Limits{Connect: time.Second})
+	tr := HTTPTransport(c.Transport)
+	require.NotNil(t, tr, "New's client: the *http.Transport under its Transport")
+	assert.Same(t, c.Transport.(*Transport).Base, tr)
+	plain := &http.Transport{}
+	assert.Same(t, plain, HTTPTransport(plain))
+	assert.Nil(t, HTTPTransport(roundTripFunc(nil)))
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

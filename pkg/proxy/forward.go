@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -19,10 +18,6 @@ import (
 
 // maxErrorBody caps an upstream error answer passed to the client.
 const maxErrorBody = 1 << 20
-
-// streamBufSize is the buffer events are gathered in before a flush: held
-// by every open stream, so small (a larger event is written through).
-const streamBufSize = 4 << 10
 
 // keepRequestHeader reports whether a client request header goes upstream.
 // Credentials, hop-by-hop and all other headers are dropped; the transport
@@ -213,16 +208,10 @@ func (p *Proxy) passStream(w http.ResponseWriter, r *http.Request, resp *http.Re
 	w.WriteHeader(resp.StatusCode)
 	rec.Status, rec.Stream = resp.StatusCode, true
 
-	rc := http.NewResponseController(w)
-	out := bufio.NewWriterSize(w, streamBufSize)
+	out := newEventWriter(w)
 	// The decoder bounds each event itself (SetMaxEvent): no second pass
 	// over the bytes.
-	body := &flushingReader{r: resp.Body, flush: func() error {
-		if err := out.Flush(); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}}
+	body := &flushingReader{r: resp.Body, flush: out.flush}
 	prefix := []byte(stream.ToolPrefix)
 	stopped := false
 	dec := stream.NewDecoder(body)
@@ -243,7 +232,7 @@ func (p *Proxy) passStream(w http.ResponseWriter, r *http.Request, resp *http.Re
 			rec.Error = errorType(data)
 			data = maskAll(data)
 		}
-		writeEvent(out, ev.Name, data)
+		out.event(ev.Name, data)
 	}
 	err := dec.Err()
 	switch {
@@ -252,11 +241,11 @@ func (p *Proxy) passStream(w http.ResponseWriter, r *http.Request, resp *http.Re
 		return
 	case errors.Is(err, ErrEventTooLarge), errors.Is(err, stream.ErrEventTooLarge):
 		rec.Error = "event_too_large"
-		writeEvent(out, "error", errorJSON("api_error", "piauth proxy: an upstream event exceeds "+
+		out.event("error", errorJSON("api_error", "piauth proxy: an upstream event exceeds "+
 			mib(int64(p.opts.MaxEventBytes))+", the proxy's limit; the stream was cut"))
 	case err != nil:
 		rec.Error = "api_error"
-		writeEvent(out, "error", errorJSON("api_error", maskString("piauth proxy: upstream stream broke: "+err.Error())))
+		out.event("error", errorJSON("api_error", maskString("piauth proxy: upstream stream broke: "+err.Error())))
 	case !stopped && rec.Error == "":
 		rec.Error = "truncated"
 	}
@@ -277,27 +266,6 @@ func (f *flushingReader) Read(p []byte) (int, error) {
 		return 0, fmt.Errorf("write to client: %w", err)
 	}
 	return f.r.Read(p)
-}
-
-// writeEvent writes one server-sent event; multi-line data gets one data:
-// line per line.
-func writeEvent(w *bufio.Writer, name string, data []byte) {
-	if name != "" {
-		w.WriteString("event: ")
-		w.WriteString(name)
-		w.WriteByte('\n')
-	}
-	for {
-		line, rest, more := bytes.Cut(data, []byte("\n"))
-		w.WriteString("data: ")
-		w.Write(line)
-		w.WriteByte('\n')
-		if !more {
-			break
-		}
-		data = rest
-	}
-	w.WriteByte('\n')
 }
 
 // maskAll masks every Anthropic token in data (secret.MaskAll), leaving the

@@ -32,7 +32,8 @@ const (
 // the proxy uses), through httputil.ReverseProxy over that transport (the
 // floor for a Go proxy that does nothing) and through the proxy. Every
 // stream must end with message_stop. The three take turns so that load
-// coming and going on a shared machine hits them alike. It reports the
+// coming and going on a shared machine hits them alike, and each op starts
+// with the next one, so none always runs in the wake of the same other. It reports the
 // seconds of each (direct-s, reverseproxy-s, proxy-s) and rp/proxy, the
 // floor's time ÷ ours = throughput ours ÷ the floor's
 // (scripts/bench.sh: proxy_vs_reverseproxy_ratio).
@@ -134,7 +135,10 @@ func benchLoad(b *testing.B, reply emulator.Reply, sleep func(context.Context, t
 		FlushInterval: -1,
 	})
 	b.Cleanup(rp.Close)
-	px := httptest.NewServer(proxy.New(proxy.Options{Client: &http.Client{Transport: shaped()}, Upstream: up.URL, ClientKey: clientKey(), Log: io.Discard}))
+	pxUp := pool() // tuned as `piauth proxy` tunes its upstream transport
+	proxy.TuneTransport(pxUp, 0)
+	pxShaped := &stream.TokenTransport{Base: pxUp, Token: func(context.Context) (string, error) { return tok, nil }}
+	px := httptest.NewServer(proxy.New(proxy.Options{Client: &http.Client{Transport: pxShaped}, Upstream: up.URL, ClientKey: clientKey(), Log: io.Discard}))
 	b.Cleanup(px.Close)
 	targets := []loadTarget{
 		{"direct", &http.Client{Transport: shaped()}, up.URL, nil},
@@ -148,8 +152,11 @@ func benchLoad(b *testing.B, reply emulator.Reply, sleep func(context.Context, t
 		loadOp(b, tg, body, stagger, deltas, &loadResult{}) // warm-up: a proxy is long-lived, its connections are open
 	}
 	b.ReportAllocs()
-	for b.Loop() {
-		for _, tg := range targets {
+	for op := 0; b.Loop(); op++ {
+		// Each op starts with the next target: whichever runs after another
+		// (its connections just closed, its garbage to collect) changes.
+		for i := range targets {
+			tg := targets[(op+i)%len(targets)]
 			start := time.Now()
 			loadOp(b, tg, body, stagger, deltas, res[tg.name])
 			res[tg.name].total += time.Since(start)
