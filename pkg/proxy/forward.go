@@ -19,6 +19,13 @@ import (
 // maxErrorBody caps an upstream error answer passed to the client.
 const maxErrorBody = 1 << 20
 
+// streamReadSize is the most one read from upstream takes, as
+// httputil.ReverseProxy's copy buffer: each read ends with a write to the
+// client, so a stream the proxy fell behind on is caught up in few writes.
+// Only the pages a read fills are resident: a stream that keeps up (events
+// arrive one at a time) or waits touches one.
+const streamReadSize = 32 << 10
+
 // keepRequestHeader reports whether a client request header goes upstream.
 // Credentials, hop-by-hop and all other headers are dropped; the transport
 // adds its own credentials and merges anthropic-beta with the OAuth betas.
@@ -214,7 +221,7 @@ func (p *Proxy) passStream(w http.ResponseWriter, r *http.Request, resp *http.Re
 	body := &flushingReader{r: resp.Body, flush: out.flush}
 	prefix := []byte(stream.ToolPrefix)
 	stopped := false
-	dec := stream.NewDecoder(body)
+	dec := stream.NewDecoderSize(body, streamReadSize)
 	dec.SetMaxEvent(p.opts.MaxEventBytes)
 	for dec.Next() {
 		ev := dec.Event()

@@ -79,8 +79,13 @@ func (d *Decoder) tooLarge() error {
 const readBufSize = 16 << 10
 
 // NewDecoder returns a Decoder reading r. If r is an io.Closer, Close closes it.
-func NewDecoder(r io.Reader) *Decoder {
-	d := &Decoder{r: bufio.NewReaderSize(r, readBufSize), max: MaxEventBytes}
+func NewDecoder(r io.Reader) *Decoder { return NewDecoderSize(r, readBufSize) }
+
+// NewDecoderSize is NewDecoder reading r size bytes at most at a time (the
+// bufio buffer; longer lines still decode). A larger size means fewer reads
+// when much is waiting, e.g. a proxy forwarding a stream it fell behind.
+func NewDecoderSize(r io.Reader, size int) *Decoder {
+	d := &Decoder{r: bufio.NewReaderSize(r, size), max: MaxEventBytes}
 	d.c, _ = r.(io.Closer)
 	return d
 }

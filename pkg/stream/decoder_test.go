@@ -16,7 +16,13 @@ type ev struct{ name, data string }
 
 func decodeAll(t *testing.T, r io.Reader) ([]ev, error) {
 	t.Helper()
-	d := NewDecoder(r)
+	return decodeAllSize(t, r, readBufSize)
+}
+
+// decodeAllSize is decodeAll with a NewDecoderSize of size.
+func decodeAllSize(t *testing.T, r io.Reader, size int) ([]ev, error) {
+	t.Helper()
+	d := NewDecoderSize(r, size)
 	var out []ev
 	for d.Next() {
 		e := d.Event()
@@ -62,6 +68,13 @@ func TestDecoder(t *testing.T) {
 				got, err := decodeAll(t, r.r)
 				require.NoError(t, err, r.name)
 				assert.Equal(t, tt.want, got, r.name)
+			}
+			// bufio's smallest buffer (every line here spills) and a
+			// proxy's 32 KB decode alike.
+			for _, size := range []int{16, 32 << 10} {
+				got, err := decodeAllSize(t, strings.NewReader(tt.in), size)
+				require.NoError(t, err, "size %d", size)
+				assert.Equal(t, tt.want, got, "size %d", size)
 			}
 		})
 	}
