@@ -22,7 +22,7 @@ func TestEventWriter(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			e := newEventWriter(rec)
+			e := newEventWriter(rec, &eventBufs{})
 			for _, ev := range tt.events {
 				e.event(ev[0], []byte(ev[1]))
 			}
@@ -37,7 +37,7 @@ func TestEventWriter(t *testing.T) {
 
 func TestEventWriterFlushEmpty(t *testing.T) {
 	rec := httptest.NewRecorder()
-	e := newEventWriter(rec)
+	e := newEventWriter(rec, &eventBufs{})
 	require.NoError(t, e.flush())
 	assert.False(t, rec.Flushed, "nothing gathered: no write, no flush")
 	assert.Zero(t, rec.Body.Len())
@@ -45,7 +45,7 @@ func TestEventWriterFlushEmpty(t *testing.T) {
 
 func TestEventWriterHugeEventNotPooled(t *testing.T) {
 	rec := httptest.NewRecorder()
-	e := newEventWriter(rec)
+	e := newEventWriter(rec, &eventBufs{})
 	big := make([]byte, 2*maxPooledEvents)
 	e.event("content_block_delta", big)
 	held := e.buf

@@ -215,7 +215,7 @@ func (p *Proxy) passStream(w http.ResponseWriter, r *http.Request, resp *http.Re
 	w.WriteHeader(resp.StatusCode)
 	rec.Status, rec.Stream = resp.StatusCode, true
 
-	out := newEventWriter(w)
+	out := newEventWriter(w, &p.events)
 	// The decoder bounds each event itself (SetMaxEvent): no second pass
 	// over the bytes.
 	body := &flushingReader{r: resp.Body, flush: out.flush}

@@ -33,8 +33,8 @@ const (
 // floor for a Go proxy that does nothing) and through the proxy. Every
 // stream must end with message_stop. The three take turns so that load
 // coming and going on a shared machine hits them alike, and each op starts
-// with the next one, so none always runs in the wake of the same other. It reports the
-// seconds of each (direct-s, reverseproxy-s, proxy-s) and rp/proxy, the
+// with the next one, so that none always runs in the wake of the same other.
+// It reports the seconds of each (direct-s, reverseproxy-s, proxy-s) and rp/proxy, the
 // floor's time ÷ ours = throughput ours ÷ the floor's
 // (scripts/bench.sh: proxy_vs_reverseproxy_ratio).
 func BenchmarkProxyLoad(b *testing.B) {
@@ -126,22 +126,21 @@ func benchLoad(b *testing.B, reply emulator.Reply, sleep func(context.Context, t
 	pool := func() *http.Transport { // every hop keeps a connection per stream
 		return &http.Transport{MaxIdleConns: 4 * loadStreams, MaxIdleConnsPerHost: 2 * loadStreams}
 	}
-	shaped := func() http.RoundTripper {
-		return &stream.TokenTransport{Base: pool(), Token: func(context.Context) (string, error) { return tok, nil }}
+	shaped := func(base *http.Transport) http.RoundTripper {
+		return &stream.TokenTransport{Base: base, Token: func(context.Context) (string, error) { return tok, nil }}
 	}
 	rp := httptest.NewServer(&httputil.ReverseProxy{
 		Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(upURL) },
-		Transport:     shaped(),
+		Transport:     shaped(pool()),
 		FlushInterval: -1,
 	})
 	b.Cleanup(rp.Close)
 	pxUp := pool() // tuned as `piauth proxy` tunes its upstream transport
 	proxy.TuneTransport(pxUp, 0)
-	pxShaped := &stream.TokenTransport{Base: pxUp, Token: func(context.Context) (string, error) { return tok, nil }}
-	px := httptest.NewServer(proxy.New(proxy.Options{Client: &http.Client{Transport: pxShaped}, Upstream: up.URL, ClientKey: clientKey(), Log: io.Discard}))
+	px := httptest.NewServer(proxy.New(proxy.Options{Client: &http.Client{Transport: shaped(pxUp)}, Upstream: up.URL, ClientKey: clientKey(), Log: io.Discard}))
 	b.Cleanup(px.Close)
 	targets := []loadTarget{
-		{"direct", &http.Client{Transport: shaped()}, up.URL, nil},
+		{"direct", &http.Client{Transport: shaped(pool())}, up.URL, nil},
 		{"reverseproxy", &http.Client{Transport: pool()}, rp.URL, nil},
 		{"proxy", &http.Client{Transport: pool()}, px.URL, keyHeader()},
 	}

@@ -146,6 +146,7 @@ type Proxy struct {
 	stats      stats
 	metrics    *metrics
 	modelCache modelCache
+	events     eventBufs // buffers of streamed events (passStream)
 }
 
 // New returns a Proxy configured by opts.
