@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/piauth/piauth/internal/testenv"
@@ -31,14 +34,43 @@ const heldStreams = 200
 // `piauth proxy` process: its resident memory (VmRSS) with heldStreams
 // streams held in the middle (the emulator's StreamGate holds every event
 // after message_start) minus its resident memory idle (after a warm-up),
-// per stream, reported as KB/stream (scripts/bench.sh: proxy_kb_per_stream).
+// per stream, reported as KB/stream (scripts/bench.sh: proxy_kb_per_stream
+// from http1, proxy_kb_per_stream_h2 from https-h2).
 // The peer, measured the same way in the same run, is a process that does
 // nothing but httputil.ReverseProxy over the same shaping transport
-// (rp-KB/stream): the floor of a Go HTTP/1.1 proxy.
+// (rp-KB/stream): the floor of a Go proxy. Two upstreams: the emulator over
+// plain HTTP/1.1 (http1: a connection, and its goroutines and buffers, per
+// stream) and over TLS with HTTP/2, as api.anthropic.com is served
+// (https-h2: streams share a connection).
 func BenchmarkProxyHeldStreams(b *testing.B) {
+	b.Run("http1", func(b *testing.B) { benchHeldStreams(b, false) })
+	b.Run("https-h2", func(b *testing.B) { benchHeldStreams(b, true) })
+}
+
+func benchHeldStreams(b *testing.B, overTLS bool) {
 	gate := testenv.NewStreamGate()
 	emu := emulator.New(emulator.Options{Scenario: &emulator.Scenario{Reply: emulator.Reply{EventDelayMS: 1, Deltas: 5}}, Sleep: gate.Sleep})
-	up := httptest.NewServer(emu)
+	var all, h2 atomic.Int64 // requests that reached the emulator; over HTTP/2
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		all.Add(1)
+		if r.ProtoMajor == 2 {
+			h2.Add(1)
+		}
+		emu.ServeHTTP(w, r)
+	}))
+	env := map[string]string{}
+	if overTLS {
+		up.EnableHTTP2 = true
+		up.StartTLS()
+		// Both processes trust the test server's certificate, and only it.
+		ca := filepath.Join(b.TempDir(), "ca.pem")
+		if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw}), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		env["SSL_CERT_FILE"], env["SSL_CERT_DIR"] = ca, b.TempDir()
+	} else {
+		up.Start()
+	}
 	b.Cleanup(up.Close)
 	b.Cleanup(gate.Open)
 	dir := b.TempDir()
@@ -47,14 +79,25 @@ func BenchmarkProxyHeldStreams(b *testing.B) {
 
 	px := exec.Command(piauthBinary(b), "--dir", dir, "--keyring", "off", "proxy", "--no-auth", "--addr", "127.0.0.1:0")
 	state := b.TempDir()
-	px.Env = relEnv(map[string]string{"PIAUTH_BASE_URL": up.URL, "PIAUTH_STATE_DIR": state, "XDG_CONFIG_HOME": state, "PIAUTH_LEDGER": "off"})
+	pxEnv := map[string]string{"PIAUTH_BASE_URL": up.URL, "PIAUTH_STATE_DIR": state, "XDG_CONFIG_HOME": state, "PIAUTH_LEDGER": "off"}
+	rpEnv := map[string]string{rpFloorEnv: up.URL, rpFloorTokenEnv: tok}
+	maps.Copy(pxEnv, env)
+	maps.Copy(rpEnv, env)
+	px.Env = relEnv(pxEnv)
 	rp := exec.Command(os.Args[0], "-test.run=^$")
-	rp.Env = append(os.Environ(), rpFloorEnv+"="+up.URL, rpFloorTokenEnv+"="+tok)
+	rp.Env = relEnv(rpEnv)
 
 	var perStream, rpPerStream, idle float64
 	for b.Loop() {
 		perStream, idle = heldStreamsKB(b, px, gate)
 		rpPerStream, _ = heldStreamsKB(b, rp, gate)
+	}
+	want := int64(0) // over TLS, every request speaks HTTP/2
+	if overTLS {
+		want = all.Load()
+	}
+	if h2.Load() != want {
+		b.Fatalf("%d of %d requests reached the emulator over HTTP/2, want %d", h2.Load(), all.Load(), want)
 	}
 	b.ReportMetric(perStream, "KB/stream")
 	b.ReportMetric(rpPerStream, "rp-KB/stream")
