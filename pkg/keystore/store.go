@@ -47,6 +47,8 @@ type Store struct {
 
 	getenv func(string) string // never nil
 
+	auth authMemo // auth.json's entry as last parsed (Auth)
+
 	mu        sync.Mutex
 	krDown    string // reason the keyring was given up on ("" = usable)
 	noBus     bool   // krDown because there is no session bus (warned per session)
@@ -146,14 +148,27 @@ func (s *Store) readAuth() (map[string]json.RawMessage, *Credential, []byte, err
 }
 
 // Auth returns the anthropic entry of auth.json; ErrNotFound when there is no
-// file or no entry.
+// file or no entry. The file is looked at on every call and parsed again
+// only when it changed (authMemo).
 func (s *Store) Auth() (*Credential, error) {
+	if err := s.checkDir(); err != nil {
+		return nil, err
+	}
+	fi, statErr := os.Lstat(s.AuthPath())
+	if statErr == nil {
+		if c, ok := s.auth.get(fi); ok {
+			return c, nil
+		}
+	}
 	_, c, _, err := s.readAuth()
 	if err != nil {
 		return nil, err
 	}
 	if c == nil {
 		return nil, fmt.Errorf("%s: no %q entry: %w", s.AuthPath(), authProvider, ErrNotFound)
+	}
+	if statErr == nil {
+		s.auth.put(fi, c, s.now())
 	}
 	return c, nil
 }
@@ -204,6 +219,7 @@ func (s *Store) writeAuth(top map[string]json.RawMessage, cur, next *Credential,
 	if bytes.Equal(out, raw) {
 		return nil
 	}
+	s.auth.forget() // the rename gives a new file anyway; say so
 	return WriteFileAtomic(s.AuthPath(), out, 0o600)
 }
 
