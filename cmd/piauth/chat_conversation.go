@@ -116,14 +116,23 @@ func convoOpenError(err error) error {
 }
 
 // Close waits for the background open, so that nothing touches the store
-// once chat returns. The store itself is left open for the process's exit
-// to drop, as the ledger is: a clean close of the last connection
-// checkpoints the WAL, which measured 4 ms (an fsync) that a short-lived
-// process need not wait for; every turn is already committed, and the next
-// opener reads the short WAL back.
+// once chat returns, and closes the store. The clean close of the last
+// connection checkpoints the WAL into the database and removes it (about
+// 5 ms, its fsyncs). Left open for the process's exit to drop, as it once
+// was, every chat was the store's only opener: SQLite rebuilt the WAL index
+// from the whole WAL and, the WAL never being restarted, appended to it, so
+// that it grew with every turn and each chat cost more than the one before
+// (measured, 100 KB answers: a 5 MB WAL after 40 chats, each adding 21 ms
+// to a chat, against 12 ms closed).
 func (s *convoStore) Close() {
-	if s != nil {
-		<-s.opened
+	if s == nil {
+		return
+	}
+	<-s.opened
+	if s.db != nil {
+		if err := s.db.Close(); err != nil {
+			s.warn("%v", err)
+		}
 	}
 }
 

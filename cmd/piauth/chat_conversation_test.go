@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -194,6 +195,23 @@ func TestChatConversationContinue(t *testing.T) {
 		require.Len(t, cs, 1)
 		assert.NotEqual(t, id, cs[0].ID)
 	})
+}
+
+// TestChatConversationStoreClosed: every chat process closes the store, so
+// that its WAL is checkpointed and removed instead of growing with every
+// turn (each process was the only opener, and an unclosed one left the
+// WAL to the next, which appended to it).
+func TestChatConversationStoreClosed(t *testing.T) {
+	e := newConvoEnv(t, "plain")
+	wal := filepath.Join(e.state, convo.FileName+"-wal")
+	for i, args := range [][]string{{"first"}, {"-c", "second"}, {"-c", "third"}, {"--list"}} {
+		e.mustChat("", args...)
+		_, err := os.Stat(wal)
+		require.ErrorIs(t, err, fs.ErrNotExist, "after chat %d (%v): the WAL was left behind", i+1, args)
+	}
+	cs := e.stored()
+	require.Len(t, cs, 1)
+	assert.Equal(t, 3, cs[0].Turns)
 }
 
 func TestChatConversationPinnedKey(t *testing.T) {
