@@ -1,9 +1,10 @@
 // Package sqlitedb opens piauth's local SQLite databases — the request
 // ledger and the conversation store — the one way they are opened: the
 // pure-Go driver (modernc.org/sqlite, so the static build stays), WAL with a
-// short autocheckpoint, synchronous=NORMAL, a busy timeout, BEGIN IMMEDIATE
-// transactions, one connection, the file 0600 in a 0700 directory, and
-// schema migrations counted in PRAGMA user_version.
+// short autocheckpoint (or none, and TrimWAL, for a database processes exit
+// without closing: LeftOpen), synchronous=NORMAL, a busy timeout, BEGIN
+// IMMEDIATE transactions, one connection, the file 0600 in a 0700
+// directory, and schema migrations counted in PRAGMA user_version.
 package sqlitedb
 
 import (
@@ -24,9 +25,8 @@ import (
 // write lock before it fails with "database is locked".
 const DefaultBusyTimeout = 5 * time.Second
 
-// walCheckpointPages is the WAL size (in pages) that triggers a checkpoint:
-// a short WAL, so a process that exits without closing leaves little for
-// the next opener to read back.
+// walCheckpointPages is the WAL size (in pages) that triggers a checkpoint
+// after a commit (not for LeftOpen databases).
 const walCheckpointPages = 256
 
 // ErrNewerSchema means the database was written by a newer piauth whose
@@ -46,6 +46,14 @@ type Options struct {
 	// it; an older schema is then an error that says OlderHint.
 	ReadOnly  bool
 	OlderHint string // e.g. "run a chat to migrate it"
+	// LeftOpen is for a database that processes exit without closing (a
+	// chat: a clean close checkpoints the WAL, and its fsyncs cost a chat
+	// 5 to 40 ms on exit). Each such process is the database's only opener,
+	// so SQLite rebuilds the WAL index from the whole WAL on open, never
+	// restarts the WAL, and the checkpoint after a commit copies the whole
+	// WAL into the database again each time. LeftOpen turns that checkpoint
+	// off; the caller bounds the WAL with TrimWAL instead.
+	LeftOpen bool
 }
 
 // Open opens (creating it 0600, its directory 0700) and migrates the
@@ -69,7 +77,11 @@ func Open(ctx context.Context, path string, o Options) (*sql.DB, error) {
 		q.Add("_pragma", "journal_mode(WAL)")
 	}
 	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Add("_pragma", "wal_autocheckpoint("+strconv.Itoa(walCheckpointPages)+")")
+	autoCheckpoint := walCheckpointPages
+	if o.LeftOpen {
+		autoCheckpoint = 0
+	}
+	q.Add("_pragma", "wal_autocheckpoint("+strconv.Itoa(autoCheckpoint)+")")
 	q.Set("_txlock", "immediate")
 	dsn := (&url.URL{Scheme: "file", Path: path}).String() + "?" + q.Encode()
 	db, err := sql.Open("sqlite", dsn)
@@ -85,6 +97,22 @@ func Open(ctx context.Context, path string, o Options) (*sql.DB, error) {
 		return nil, fmt.Errorf("%s %s: %w", o.Name, path, err)
 	}
 	return db, nil
+}
+
+// TrimWAL checkpoints the WAL of the database at path into the database and
+// truncates it when it is larger than max bytes: the bound of a LeftOpen
+// database's WAL. It is best effort: a reader in another process keeps the
+// WAL as it is until a later call.
+func TrimWAL(ctx context.Context, db *sql.DB, path string, max int64) error {
+	fi, err := os.Stat(path + "-wal")
+	if err != nil || fi.Size() <= max {
+		return nil
+	}
+	var busy, logFrames, done int
+	if err := db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	return nil
 }
 
 // createFile makes path's directory (0700) and the file itself (0600) when

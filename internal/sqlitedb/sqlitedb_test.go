@@ -59,3 +59,42 @@ func TestOpen(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, data, after)
 }
+
+func TestLeftOpenAndTrimWAL(t *testing.T) {
+	ctx := context.Background()
+	for _, leftOpen := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "t.db")
+		db, err := Open(ctx, path, Options{Name: "test", Migrations: testMigrations, LeftOpen: leftOpen})
+		require.NoError(t, err)
+		var pages int
+		require.NoError(t, db.QueryRow("PRAGMA wal_autocheckpoint").Scan(&pages))
+		if !leftOpen {
+			assert.Equal(t, walCheckpointPages, pages)
+			require.NoError(t, db.Close())
+			continue
+		}
+		assert.Zero(t, pages, "LeftOpen: no checkpoint after commits")
+		for i := range 40 { // some 400 KB of WAL
+			_, err := db.Exec(`INSERT INTO a (x, y) VALUES (?, ?)`, i, string(make([]byte, 10<<10)))
+			require.NoError(t, err)
+		}
+		wal := path + "-wal"
+		before, err := os.Stat(wal)
+		require.NoError(t, err)
+		require.Greater(t, before.Size(), int64(400<<10))
+
+		require.NoError(t, TrimWAL(ctx, db, path, before.Size()))
+		fi, err := os.Stat(wal)
+		require.NoError(t, err)
+		assert.Equal(t, before.Size(), fi.Size(), "within the bound: left alone")
+
+		require.NoError(t, TrimWAL(ctx, db, path, 100<<10))
+		fi, err = os.Stat(wal)
+		require.NoError(t, err)
+		assert.Zero(t, fi.Size(), "past the bound: checkpointed and truncated")
+		var n int
+		require.NoError(t, db.QueryRow(`SELECT count(*) FROM a`).Scan(&n))
+		assert.Equal(t, 40, n, "every row is in the database")
+		require.NoError(t, db.Close())
+	}
+}

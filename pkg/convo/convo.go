@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/piauth/piauth/internal/sqlitedb"
 )
 
 // FileName is the store's file name in piauth's state dir.
@@ -123,6 +125,8 @@ func (d *DB) Record(ctx context.Context, c *Conversation, t *Turn) error {
 		return fmt.Errorf("conversations: record: %w", err)
 	}
 	c.Updated = t.Time
+	// The turn is stored; a WAL that cannot be trimmed now is by a later turn.
+	_ = sqlitedb.TrimWAL(ctx, d.db, d.path, MaxWAL)
 	return nil
 }
 

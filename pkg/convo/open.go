@@ -79,12 +79,18 @@ type DB struct {
 // SchemaVersion, is an error; the file is left as it is.
 func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	sdb, err := sqlitedb.Open(ctx, path, sqlitedb.Options{Name: "conversations", Migrations: migrations,
-		BusyTimeout: opts.BusyTimeout, ReadOnly: opts.ReadOnly, OlderHint: "run a chat to migrate it"})
+		BusyTimeout: opts.BusyTimeout, ReadOnly: opts.ReadOnly, OlderHint: "run a chat to migrate it", LeftOpen: true})
 	if err != nil {
 		return nil, err
 	}
 	return &DB{path: path, db: sdb, now: time.Now}, nil
 }
+
+// MaxWAL bounds the store's WAL: chat processes exit without closing the
+// store (sqlitedb.LeftOpen), and Record checkpoints and truncates the WAL
+// once it has grown past this (some ten turns of 100 KB answers, a hundred
+// of common ones).
+const MaxWAL = 1 << 20
 
 // Path is the store's file.
 func (d *DB) Path() string { return d.path }
