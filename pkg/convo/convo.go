@@ -125,7 +125,8 @@ func (d *DB) Record(ctx context.Context, c *Conversation, t *Turn) error {
 		return fmt.Errorf("conversations: record: %w", err)
 	}
 	c.Updated = t.Time
-	// The turn is stored; a WAL that cannot be trimmed now is by a later turn.
+	// Best effort: the turn is stored, and a WAL another process's reader
+	// holds now is trimmed by a later turn.
 	_ = sqlitedb.TrimWAL(ctx, d.db, d.path, MaxWAL)
 	return nil
 }

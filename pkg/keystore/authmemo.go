@@ -46,11 +46,13 @@ func (m *authMemo) get(fi fs.FileInfo) (*Credential, bool) {
 }
 
 // put remembers c as parsed from the file fi described before the read,
-// unless the file had changed too recently to be trusted (racyWindow).
-func (m *authMemo) put(fi fs.FileInfo, c *Credential, now time.Time) {
+// unless the file had changed too recently to be trusted (racyWindow, on
+// the wall clock the file system's times come from, never a Store's
+// injected one).
+func (m *authMemo) put(fi fs.FileInfo, c *Credential) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if now.Sub(fi.ModTime()) < racyWindow {
+	if time.Since(fi.ModTime()) < racyWindow {
 		m.fi = nil
 		return
 	}

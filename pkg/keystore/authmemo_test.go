@@ -17,9 +17,9 @@ func authDoc(tok string) string {
 }
 
 func TestAuthMemo(t *testing.T) {
-	// openTest's clock reads 2026-11-28 17:30.
-	old := time.Date(2026, 11, 28, 17, 0, 0, 0, time.UTC)      // long before: remembered
-	recent := time.Date(2026, 11, 28, 17, 29, 59, 0, time.UTC) // in the racy window: not
+	// File times are on the wall clock (openTest's Store clock is not).
+	old := time.Now().Add(-time.Hour).Truncate(time.Second) // long before: remembered
+	recent := time.Now().Add(-time.Second)                  // in the racy window: not
 	a, b := fakeTok("oat01", 1), fakeTok("oat01", 2)
 	inPlace := func(t *testing.T, path, content string, mtime time.Time) {
 		writeFile(t, path, content, 0o600)
@@ -86,7 +86,7 @@ func TestAuthMemo(t *testing.T) {
 func TestAuthMemoCopies(t *testing.T) {
 	s, _ := openTest(t, ModeOff, nil)
 	writeFile(t, s.AuthPath(), `{"anthropic":{"type":"oauth","access":"`+fakeTok("oat01", 1)+`","expires":1,"note":"kept"}}`, 0o600)
-	old := time.Date(2026, 11, 28, 17, 0, 0, 0, time.UTC)
+	old := time.Now().Add(-time.Hour)
 	require.NoError(t, os.Chtimes(s.AuthPath(), old, old))
 	first, err := s.Auth()
 	require.NoError(t, err)

@@ -168,7 +168,7 @@ func (s *Store) Auth() (*Credential, error) {
 		return nil, fmt.Errorf("%s: no %q entry: %w", s.AuthPath(), authProvider, ErrNotFound)
 	}
 	if statErr == nil {
-		s.auth.put(fi, c, s.now())
+		s.auth.put(fi, c)
 	}
 	return c, nil
 }
