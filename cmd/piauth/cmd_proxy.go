@@ -21,8 +21,10 @@ import (
 
 // proxyOptions are the inputs of `piauth proxy`.
 type proxyOptions struct {
-	IO     *IOStreams
-	Store  func() (*keystore.Store, error)                    // the agent dir (proxy-key lives there)
+	IO    *IOStreams
+	Store func() (*keystore.Store, error) // the agent dir
+	// Key returns the proxy key and its file (Factory.ProxyKey).
+	Key    func(ctx context.Context, agentDir string) (key, path string, err error)
 	Client func(ctx context.Context) (*messagesClient, error) // credentials, shaping, rotation
 	Warnf  func(format string, a ...any)                      // warnings on stderr
 	Now    func() time.Time                                   // clock of the request log
@@ -56,7 +58,7 @@ pool key, or auth.json's), the OAuth shaping and key rotation; the client's own
 credentials are dropped. Point any Anthropic client at it:
   export ANTHROPIC_BASE_URL=http://127.0.0.1:8787 ANTHROPIC_API_KEY=$(piauth proxy --show-key)
 Clients must present the proxy key (generated on first start, stored 0600 in
-the agent dir as proxy-key, printed by --show-key and never at start) as
+piauth's state dir as proxy-key, printed by --show-key and never at start) as
 x-api-key or Authorization: Bearer; your current login's token (auth.json's,
 what pi sends when logged in) is accepted too, and replaced like any client
 credential. Only Host names of this machine (localhost, 127.0.0.1, [::1], the
@@ -95,6 +97,9 @@ Prometheus without a key.`,
 			return proxyRun(c.Context, &proxyOptions{
 				IO:    f.IO,
 				Store: f.Store,
+				Key: func(ctx context.Context, agentDir string) (string, string, error) {
+					return f.ProxyKey(ctx, f.Getenv, agentDir)
+				},
 				Client: func(ctx context.Context) (*messagesClient, error) {
 					return f.MessagesClient(ctx, messagesOptions{SwitchAt: c.Float64("switch-at"), Wait: c.Duration("wait-for-key") > 0})
 				},
@@ -123,12 +128,12 @@ func proxyRun(ctx context.Context, opts *proxyOptions) error {
 	if err != nil {
 		return err
 	}
-	key, err := keystore.ProxyKey(ctx, store.Dir(), opts.Warnf)
-	if err != nil {
-		return err
-	}
 	if opts.ShowKey {
-		_, err := fmt.Fprintln(opts.IO.Out, key)
+		key, _, err := opts.Key(ctx, store.Dir())
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(opts.IO.Out, key)
 		return err
 	}
 	host, _, err := net.SplitHostPort(opts.Addr)
@@ -145,6 +150,10 @@ func proxyRun(ctx context.Context, opts *proxyOptions) error {
 	}
 	if opts.WaitForKey < 0 {
 		return usagef("--wait-for-key %s: want a duration of 0 or more", opts.WaitForKey)
+	}
+	key, keyPath, err := opts.Key(ctx, store.Dir())
+	if err != nil {
+		return err
 	}
 	mc, err := opts.Client(ctx)
 	if err != nil {
@@ -166,7 +175,7 @@ func proxyRun(ctx context.Context, opts *proxyOptions) error {
 		ln.Close()
 		return usagef("the upstream %s (PIAUTH_BASE_URL) is this proxy's own address %s: every request would loop back to it", mc.BaseURL, ln.Addr())
 	}
-	if err := printProxyUsage(opts, ln.Addr(), keystore.ProxyKeyPath(store.Dir()), clientKey != ""); err != nil {
+	if err := printProxyUsage(opts, ln.Addr(), keyPath, clientKey != ""); err != nil {
 		ln.Close()
 		return err
 	}

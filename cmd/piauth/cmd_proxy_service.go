@@ -300,8 +300,8 @@ kickstarts it in gui/UID (macOS). Installing again replaces the file and
 restarts the service. The service runs this piauth binary (--binary to name
 another) with the agent dir as --dir and the proxy flags given here; it
 restarts on failure and logs to the journal (launchd: ~/Library/Logs/piauth).
-It carries no key: the proxy reads its client key from proxy-key in the
-agent dir. --dry-run prints the file and the commands and changes nothing.`,
+It carries no key: the proxy reads its client key from proxy-key in
+piauth's state dir. --dry-run prints the file and the commands and changes nothing.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the unit or plist and the commands, change nothing"},
 			&cli.StringFlag{Name: "binary", Usage: "the piauth `PATH` the service runs (default: this binary, symlinks resolved)"},

@@ -19,7 +19,6 @@ import (
 	"github.com/piauth/piauth/internal/service"
 	"github.com/piauth/piauth/internal/termsafe"
 	"github.com/piauth/piauth/internal/when"
-	"github.com/piauth/piauth/pkg/keystore"
 	"github.com/piauth/piauth/pkg/proxy"
 )
 
@@ -31,8 +30,12 @@ type proxyStatusOptions struct {
 	IO     *IOStreams
 	Target service.Target
 	HTTP   *http.Client
-	// Key returns the proxy key of agent dir dir (keystore.ProxyKey).
-	Key func(ctx context.Context, dir string) (string, error)
+	// Key returns the proxy key of a proxy with environment getenv and
+	// agent dir agentDir (Factory.ProxyKey).
+	Key func(ctx context.Context, getenv func(string) string, agentDir string) (key, path string, err error)
+	// Getenv is this process's environment (HOME for the service's state
+	// dir).
+	Getenv func(string) string
 	// DefaultDir is the agent dir when the service file names none.
 	DefaultDir string
 	Now        func() time.Time
@@ -46,7 +49,7 @@ func newProxyStatusCmd(f *Factory) *cli.Command {
 		Description: `Reads the unit or plist that 'piauth proxy install' wrote, asks the service
 manager whether the service runs (systemctl --user show, launchctl print) and
 asks the proxy at the address of the file for its counters (GET
-/_piauth/status with the proxy key of the file's agent dir): uptime,
+/_piauth/status with the proxy key of the state dir the file sets): uptime,
 requests by status, rotations, sessions pinned, bytes and each key's state.
 Exits 0 when the service runs, 3 when it is not installed or not running.`,
 		Flags: []cli.Flag{
@@ -67,9 +70,7 @@ Exits 0 when the service runs, 3 when it is not installed or not running.`,
 			return proxyStatusRun(c.Context, &proxyStatusOptions{
 				IO: f.IO, Target: t, DefaultDir: dir, Now: f.Now, JSON: c.Bool("json"),
 				HTTP: httpx.New(httpx.Limits{Connect: 2 * time.Second, FirstByte: 5 * time.Second, Idle: 5 * time.Second, SetBy: "proxy status"}),
-				Key: func(ctx context.Context, dir string) (string, error) {
-					return keystore.ProxyKey(ctx, dir, f.warnf)
-				},
+				Key:  f.ProxyKey, Getenv: f.Getenv,
 			})
 		},
 	}
@@ -187,7 +188,7 @@ func collectProxyStatus(ctx context.Context, opts *proxyStatusOptions) (*proxySe
 		}
 	}
 	if st.Running || merr != nil {
-		raw, c, err := fetchProxyCounters(ctx, opts, st.URL, st.AgentDir)
+		raw, c, err := fetchProxyCounters(ctx, opts, st.URL, st.AgentDir, serviceGetenv(t, opts.Getenv))
 		if err != nil {
 			problems = append(problems, err.Error())
 		} else {
@@ -202,10 +203,31 @@ func collectProxyStatus(ctx context.Context, opts *proxyStatusOptions) (*proxySe
 	return st, nil
 }
 
+// serviceGetenv is the environment the service's proxy resolves its state
+// dir with: the variables the service file sets (serviceEnv, carried from
+// the installing shell) and, for the rest, nothing but this user's HOME, so
+// a variable set in this shell and not in the file does not lead status to
+// another state dir than the service's.
+func serviceGetenv(t service.Target, getenv func(string) string) func(string) string {
+	env, err := t.ReadEnv()
+	if err != nil {
+		env = nil
+	}
+	return func(name string) string {
+		if v, ok := env[name]; ok {
+			return v
+		}
+		if name == "HOME" {
+			return getenv(name)
+		}
+		return ""
+	}
+}
+
 // fetchProxyCounters asks the proxy at base for its status with the proxy
-// key of dir.
-func fetchProxyCounters(ctx context.Context, opts *proxyStatusOptions, base, dir string) (json.RawMessage, *proxyCounters, error) {
-	key, err := opts.Key(ctx, dir)
+// key of the state dir getenv resolves (moving one left in agentDir).
+func fetchProxyCounters(ctx context.Context, opts *proxyStatusOptions, base, agentDir string, getenv func(string) string) (json.RawMessage, *proxyCounters, error) {
+	key, keyPath, err := opts.Key(ctx, getenv, agentDir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -225,7 +247,7 @@ func fetchProxyCounters(ctx context.Context, opts *proxyStatusOptions, base, dir
 	}
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return nil, nil, fmt.Errorf("the proxy refused the key of %s (HTTP %d): it runs with another agent dir", keystore.ProxyKeyPath(dir), resp.StatusCode)
+		return nil, nil, fmt.Errorf("the proxy refused the key of %s (HTTP %d): it runs with another state dir than its service file says", keyPath, resp.StatusCode)
 	case resp.StatusCode == http.StatusNotFound:
 		return nil, nil, errors.New("the proxy has no " + proxyStatusPath + " (HTTP 404): a piauth older than its service")
 	case resp.StatusCode != http.StatusOK:

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"time"
 
@@ -136,4 +137,19 @@ func (f *Factory) configKeyringMode() (string, error) {
 		return m.String(), nil
 	}
 	return "auto", nil
+}
+
+// ProxyKey is the key clients present to `piauth proxy`: keystore.ProxyKey
+// in the state dir that getenv resolves (ResolveStateDir), moving one that
+// an earlier piauth left in agentDir. Every command that needs the proxy
+// key asks here; getenv is the environment of the proxy that holds it
+// (f.Getenv for this one, the service file's for `proxy status`).
+// It returns the key and its file.
+func (f *Factory) ProxyKey(ctx context.Context, getenv func(string) string, agentDir string) (key, path string, err error) {
+	state, err := keystore.ResolveStateDir(getenv)
+	if err != nil {
+		return "", "", fmt.Errorf("proxy key: %w", err)
+	}
+	key, err = keystore.ProxyKey(ctx, state, agentDir, f.warnf)
+	return key, keystore.ProxyKeyPath(state), err
 }

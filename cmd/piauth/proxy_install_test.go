@@ -142,9 +142,9 @@ func must(s string, err error) string {
 func TestProxyInstallDryRunChangesNothing(t *testing.T) {
 	home := t.TempDir()
 	agent := filepath.Join(home, "agent")
-	key, err := keystore.ProxyKey(context.Background(), agent, t.Logf)
-	require.NoError(t, err)
 	env := map[string]string{"HOME": home, "XDG_CONFIG_HOME": filepath.Join(home, "cfg"), "PIAUTH_STATE_DIR": filepath.Join(home, "state")}
+	key, err := keystore.ProxyKey(context.Background(), env["PIAUTH_STATE_DIR"], agent, t.Logf)
+	require.NoError(t, err)
 	f, bufs := newTestFactory("", env)
 	bin := fakeBinary(t)
 	code := run(context.Background(), f, []string{"piauth", "--dir", agent, "proxy", "install", "--dry-run", "--binary", bin, "--port", "9911", "--wait-for-key", "2m", "--max-retry-after", "60s"})
@@ -168,7 +168,7 @@ func TestProxyInstallDryRunChangesNothing(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	assert.Equal(t, []string{"agent"}, names, "a dry run writes nothing")
+	assert.Equal(t, []string{"state"}, names, "a dry run writes nothing (state holds the key this test made)")
 }
 
 func TestProxyInstallRefusesTemporaryBinary(t *testing.T) {
@@ -301,9 +301,14 @@ func TestProxyStatus(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			target, m := testTarget(t, "linux")
 			m.state, m.stateErr = tt.state, tt.stateErr
-			agent := t.TempDir()
-			key, err := keystore.ProxyKey(context.Background(), agent, t.Logf)
+			agent, home := t.TempDir(), t.TempDir()
+			// The service's state dir is the one its file sets, not this
+			// shell's.
+			state := filepath.Join(home, "service-state")
+			shell := testGetenv(map[string]string{"HOME": home, "PIAUTH_STATE_DIR": filepath.Join(home, "shell-state")})
+			key, err := keystore.ProxyKey(context.Background(), state, "", t.Logf)
 			require.NoError(t, err)
+			kf, _ := newTestFactory("", nil) // its ProxyKey is status's
 			served := key
 			if tt.wrongKey {
 				served = "piauth-proxy-another"
@@ -311,14 +316,15 @@ func TestProxyStatus(t *testing.T) {
 			addr, calls := statusServer(t, served)
 			if tt.install {
 				ios, _, _ := testIO("")
-				spec := service.Spec{Binary: "/opt/piauth", Args: []string{"--dir", agent, "proxy", "--addr", addr}}
+				spec := service.Spec{Binary: "/opt/piauth", Args: []string{"--dir", agent, "proxy", "--addr", addr},
+					Env: []service.EnvVar{{Name: "PIAUTH_STATE_DIR", Value: state}}}
 				require.NoError(t, proxyInstallRun(context.Background(), &proxyInstallOptions{IO: ios, Target: target, Spec: spec, Addr: addr, Warnf: t.Logf}))
 			}
 			for _, asJSON := range []bool{false, true} {
 				ios, out, _ := testIO("")
 				opts := &proxyStatusOptions{IO: ios, Target: target, HTTP: http.DefaultClient, DefaultDir: agent,
 					Now: func() time.Time { return now }, JSON: asJSON,
-					Key: func(ctx context.Context, dir string) (string, error) { return keystore.ProxyKey(ctx, dir, t.Errorf) }}
+					Getenv: shell, Key: kf.ProxyKey}
 				err := proxyStatusRun(context.Background(), opts)
 				assert.Equal(t, tt.wantCode, exitCode(err), "%v", err)
 				if err != nil {
@@ -366,7 +372,7 @@ func TestProxyServiceSystemdReal(t *testing.T) {
 	require.NoError(t, err)
 	port := ln.Addr().(*net.TCPAddr).Port
 	require.NoError(t, ln.Close())
-	env := append(slices.Clone(inst.Env), "PIAUTH_BASE_URL="+e.url, "NO_COLOR=1")
+	env := append(slices.Clone(inst.Env), "PIAUTH_BASE_URL="+e.url, "PIAUTH_STATE_DIR="+e.state, "NO_COLOR=1")
 	piauth := func(args ...string) (int, string, string) {
 		cmd := exec.Command(bin, append([]string{"--dir", e.dir, "--keyring", "off", "proxy"}, args...)...)
 		cmd.Env = env

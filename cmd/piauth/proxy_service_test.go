@@ -138,7 +138,7 @@ func TestProxyCommandServiceFlagErrors(t *testing.T) {
 	for _, args := range [][]string{{"--max-retry-after", "0s"}, {"--wait-for-key", "-1s"}, {"--max-retry-after", "soon"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			e := newProxyCmdEnv(t, emulator.Options{})
-			f, bufs := newTestFactory("", map[string]string{"PIAUTH_BASE_URL": e.url})
+			f, bufs := e.factory(map[string]string{"PIAUTH_BASE_URL": e.url})
 			code := run(context.Background(), f, e.args(append([]string{"proxy"}, args...)...))
 			assert.Equal(t, 2, code, bufs.Err.String())
 			assert.Contains(t, bufs.Err.String(), strings.TrimLeft(args[0], "-"))

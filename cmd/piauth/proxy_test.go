@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -33,15 +34,16 @@ func proxyTok(seed string) string { return "sk-ant-" + "oat01-" + seed + "-proxy
 
 // proxyCmdEnv is an agent dir logged in with a fake token, and an emulator.
 type proxyCmdEnv struct {
-	dir string
-	tok string
-	emu *emulator.Emulator
-	url string
+	dir   string // the agent dir
+	state string // piauth's state dir (the proxy key's)
+	tok   string
+	emu   *emulator.Emulator
+	url   string
 }
 
 func newProxyCmdEnv(t *testing.T, opts emulator.Options) *proxyCmdEnv {
 	t.Helper()
-	e := &proxyCmdEnv{dir: t.TempDir(), tok: proxyTok("auth"), emu: emulator.New(opts)}
+	e := &proxyCmdEnv{dir: t.TempDir(), state: t.TempDir(), tok: proxyTok("auth"), emu: emulator.New(opts)}
 	srv := httptest.NewServer(e.emu)
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
@@ -52,6 +54,13 @@ func newProxyCmdEnv(t *testing.T, opts emulator.Options) *proxyCmdEnv {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(e.dir, keystore.AuthFileName), b, 0o600))
 	return e
+}
+
+// factory is newTestFactory with env and the env's state dir.
+func (e *proxyCmdEnv) factory(env map[string]string) (*Factory, *IOBuffers) {
+	vars := map[string]string{"PIAUTH_STATE_DIR": e.state}
+	maps.Copy(vars, env)
+	return newTestFactory("", vars)
 }
 
 func (e *proxyCmdEnv) args(args ...string) []string {
@@ -69,7 +78,7 @@ type runningProxy struct {
 // lines (listening line first) for the URL and client key.
 func (e *proxyCmdEnv) startProxyCmd(t *testing.T, args ...string) *runningProxy {
 	t.Helper()
-	f, bufs := newTestFactory("", map[string]string{"PIAUTH_BASE_URL": e.url})
+	f, bufs := e.factory(map[string]string{"PIAUTH_BASE_URL": e.url})
 	pr, pw := io.Pipe()
 	f.IO.Out = pw
 	ctx, cancel := context.WithCancel(context.Background())
@@ -115,7 +124,7 @@ func (e *proxyCmdEnv) startProxyCmd(t *testing.T, args ...string) *runningProxy 
 // showKey runs `piauth proxy --show-key` in-process and returns the key.
 func (e *proxyCmdEnv) showKey(t *testing.T) string {
 	t.Helper()
-	f, bufs := newTestFactory("", nil)
+	f, bufs := e.factory(nil)
 	require.Equal(t, 0, run(context.Background(), f, e.args("proxy", "--show-key")), bufs.Err.String())
 	return strings.TrimSpace(bufs.Out.String())
 }
@@ -147,42 +156,63 @@ func proxyPost(t *testing.T, url string, streamed bool, k, v string) *http.Respo
 func TestProxyShowKey(t *testing.T) {
 	e := newProxyCmdEnv(t, emulator.Options{})
 	show := func() (string, string, int) {
-		f, bufs := newTestFactory("", nil)
+		f, bufs := e.factory(nil)
 		code := run(context.Background(), f, e.args("proxy", "--show-key"))
 		return strings.TrimSpace(bufs.Out.String()), bufs.Err.String(), code
 	}
 	key, _, code := show()
 	require.Equal(t, 0, code)
 	assert.Regexp(t, `^piauth-proxy-[A-Za-z0-9_-]{43}$`, key)
-	info, err := os.Stat(keystore.ProxyKeyPath(e.dir))
+	info, err := os.Stat(keystore.ProxyKeyPath(e.state))
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
 
 	again, _, _ := show()
 	assert.Equal(t, key, again, "the key is generated once")
 
-	require.NoError(t, os.WriteFile(keystore.ProxyKeyPath(e.dir), []byte("garbage\n"), 0o600))
+	require.NoError(t, os.WriteFile(keystore.ProxyKeyPath(e.state), []byte("garbage\n"), 0o600))
 	fresh, stderr, code := show()
 	require.Equal(t, 0, code)
 	assert.NotEqual(t, key, fresh)
 	assert.Contains(t, stderr, "does not hold a proxy key")
 
 	// A key others could read may have leaked: replaced, with a warning.
-	require.NoError(t, os.Chmod(keystore.ProxyKeyPath(e.dir), 0o644))
+	require.NoError(t, os.Chmod(keystore.ProxyKeyPath(e.state), 0o644))
 	replaced, stderr, code := show()
 	require.Equal(t, 0, code)
 	assert.NotEqual(t, fresh, replaced)
 	assert.Contains(t, stderr, "readable by other users (mode 0644)")
-	info, err = os.Stat(keystore.ProxyKeyPath(e.dir))
+	info, err = os.Stat(keystore.ProxyKeyPath(e.state))
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+}
+
+// A proxy key an earlier piauth kept in pi's agent dir moves to the state
+// dir on first use: the same key, so clients set up with it keep working,
+// and no copy stays in pi's dir.
+func TestProxyKeyMovesOutOfAgentDir(t *testing.T) {
+	e := newProxyCmdEnv(t, emulator.Options{})
+	legacy := filepath.Join(e.dir, keystore.ProxyKeyFileName)
+	old := keystore.ProxyKeyPrefix + strings.Repeat("legacyKEY", 5)
+	require.NoError(t, os.WriteFile(legacy, []byte(old+"\n"), 0o600))
+
+	p := e.startProxyCmd(t)
+	assert.Equal(t, old, p.key, "the proxy serves the key clients already have")
+	assert.Equal(t, 200, proxyPost(t, p.url, false, "x-api-key", old).StatusCode)
+	assert.NoFileExists(t, legacy)
+	data, err := os.ReadFile(keystore.ProxyKeyPath(e.state))
+	require.NoError(t, err)
+	assert.Equal(t, old+"\n", string(data))
+	require.Equal(t, 0, p.stop())
+	assert.Contains(t, p.stderr.String(), "moved the proxy key from "+legacy+" to "+keystore.ProxyKeyPath(e.state))
+	assert.NotContains(t, p.stderr.String(), old)
 }
 
 func TestProxyCommandServes(t *testing.T) {
 	e := newProxyCmdEnv(t, emulator.Options{})
 	p := e.startProxyCmd(t)
 
-	f, bufs := newTestFactory("", nil)
+	f, bufs := e.factory(nil)
 	require.Equal(t, 0, run(context.Background(), f, e.args("proxy", "--show-key")))
 	assert.Equal(t, strings.TrimSpace(bufs.Out.String()), p.key, "the printed key is the stored one")
 
@@ -275,7 +305,7 @@ func TestProxyCommandErrors(t *testing.T) {
 			if tt.logout {
 				require.NoError(t, os.Remove(filepath.Join(e.dir, keystore.AuthFileName)))
 			}
-			f, bufs := newTestFactory("", map[string]string{"PIAUTH_BASE_URL": e.url})
+			f, bufs := e.factory(map[string]string{"PIAUTH_BASE_URL": e.url})
 			code := run(context.Background(), f, e.args(append([]string{"proxy"}, tt.args...)...))
 			assert.Equal(t, tt.code, code, bufs.Err.String())
 			assert.Contains(t, bufs.Err.String(), tt.wantErr)
@@ -326,7 +356,7 @@ func TestProxyProcessSIGTERMFinishesStream(t *testing.T) {
 	e := newProxyCmdEnv(t, emulator.Options{Scenario: &emulator.Scenario{Reply: emulator.Reply{EventDelayMS: 1}}, Sleep: g.Sleep})
 
 	cmd := exec.Command(bin, e.args("proxy", "--addr", "127.0.0.1:0")[1:]...)
-	cmd.Env = append(os.Environ(), "PIAUTH_BASE_URL="+e.url, "NO_COLOR=1")
+	cmd.Env = append(os.Environ(), "PIAUTH_BASE_URL="+e.url, "PIAUTH_STATE_DIR="+e.state, "NO_COLOR=1")
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	stderrPipe, err := cmd.StderrPipe()
@@ -339,7 +369,7 @@ func TestProxyProcessSIGTERMFinishesStream(t *testing.T) {
 	first, err := br.ReadString('\n')
 	require.NoError(t, err, "stderr: %s", stderr)
 	base := strings.TrimSpace(strings.TrimPrefix(first, "listening on "))
-	keyPath := keystore.ProxyKeyPath(e.dir)
+	keyPath := keystore.ProxyKeyPath(e.state)
 	key, err := os.ReadFile(keyPath)
 	require.NoError(t, err)
 	go io.Copy(io.Discard, br) //nolint:errcheck // drain
@@ -454,7 +484,7 @@ func TestProxyCommandRefusesSelfLoop(t *testing.T) {
 			port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 			require.NoError(t, ln.Close())
 			e := newProxyCmdEnv(t, emulator.Options{})
-			f, bufs := newTestFactory("", map[string]string{"PIAUTH_BASE_URL": "http://" + host + ":" + port})
+			f, bufs := e.factory(map[string]string{"PIAUTH_BASE_URL": "http://" + host + ":" + port})
 			code := run(context.Background(), f, e.args("proxy", "--addr", "127.0.0.1:"+port))
 			assert.Equal(t, 2, code, bufs.Err.String())
 			assert.Contains(t, bufs.Err.String(), "is this proxy's own address")

@@ -46,9 +46,10 @@ func TestReliabilityProxyLongLine(t *testing.T) {
 
 	up, sent := longLineUpstream(t, true)
 
-	px := startProxy(t, dir, map[string]string{"PIAUTH_BASE_URL": up.URL}, "event_too_large", "--addr", "127.0.0.1:0")
+	state := t.TempDir()
+	px := startProxy(t, dir, map[string]string{"PIAUTH_BASE_URL": up.URL, "PIAUTH_STATE_DIR": state}, "event_too_large", "--addr", "127.0.0.1:0")
 	cmd, base, stderr := px.cmd, px.base, px.stderr
-	key, err := os.ReadFile(keystore.ProxyKeyPath(dir))
+	key, err := os.ReadFile(keystore.ProxyKeyPath(state))
 	require.NoError(t, err)
 
 	resp := proxyPost(t, base, true, "x-api-key", strings.TrimSpace(string(key)))
@@ -154,14 +155,9 @@ func freePorts(t *testing.T, n int) []string {
 	return ports
 }
 
-// startProxyProcess runs `piauth proxy` on 127.0.0.1:port with upstream
-// and returns its stderr watcher once it listens.
-func startProxyProcess(t *testing.T, dir, port, upstream string) *lineWatcher {
-	t.Helper()
-	return startProxyProcessEnv(t, dir, port, map[string]string{"PIAUTH_BASE_URL": upstream})
-}
-
-// startProxyProcessEnv is startProxyProcess with its environment given.
+// startProxyProcessEnv runs `piauth proxy` on 127.0.0.1:port with env
+// (PIAUTH_BASE_URL: its upstream) and returns its stderr watcher once it
+// listens.
 func startProxyProcessEnv(t *testing.T, dir, port string, env map[string]string) *lineWatcher {
 	t.Helper()
 	p := startProxy(t, dir, env, "\x00", "--addr", "127.0.0.1:"+port)
@@ -206,8 +202,8 @@ func TestProxyProcessLoopDetected(t *testing.T) {
 	e := newProxyCmdEnv(t, emulator.Options{})
 	ports := freePorts(t, 2)
 	portA, portB := ports[0], ports[1]
-	a := startProxyProcess(t, e.dir, portA, "http://127.0.0.1:"+portB)
-	b := startProxyProcess(t, e.dir, portB, "http://127.0.0.1:"+portA)
+	a := startProxyProcessEnv(t, e.dir, portA, map[string]string{"PIAUTH_BASE_URL": "http://127.0.0.1:" + portB, "PIAUTH_STATE_DIR": e.state})
+	b := startProxyProcessEnv(t, e.dir, portB, map[string]string{"PIAUTH_BASE_URL": "http://127.0.0.1:" + portA, "PIAUTH_STATE_DIR": e.state})
 
 	resp := proxyPost(t, "http://127.0.0.1:"+portA, false, "x-api-key", e.showKey(t))
 	require.Equal(t, http.StatusLoopDetected, resp.StatusCode)

@@ -95,8 +95,9 @@ func TestReliabilityHang(t *testing.T) {
 
 	// The proxy: its upstream hangs; the client gets an answer in time.
 	port := freePort(t)
-	startProxyProcessEnv(t, env.dir, port, map[string]string{"PIAUTH_BASE_URL": hang, "PIAUTH_TIMEOUT": "2s"})
-	key, err := keystore.ProxyKey(context.Background(), env.dir, func(string, ...any) {})
+	state := t.TempDir()
+	startProxyProcessEnv(t, env.dir, port, map[string]string{"PIAUTH_BASE_URL": hang, "PIAUTH_TIMEOUT": "2s", "PIAUTH_STATE_DIR": state})
+	key, err := keystore.ProxyKey(context.Background(), state, "", func(string, ...any) {})
 	require.NoError(t, err)
 	start := time.Now()
 	resp := proxyPost(t, "http://127.0.0.1:"+port, false, "x-api-key", key)

@@ -90,7 +90,7 @@ func TestStoreThreeProxiesOneCooldown(t *testing.T) {
 		env := e.vars()
 		env["PIAUTH_BASE_URL"], env["PIAUTH_STATE_DIR"], env["PIAUTH_LEDGER"] = fronts[i], t.TempDir(), "off"
 		procs[i] = startProxy(t, dir, env, "\x00", "--addr", "127.0.0.1:0")
-		k, err := os.ReadFile(keystore.ProxyKeyPath(dir))
+		k, err := os.ReadFile(keystore.ProxyKeyPath(env["PIAUTH_STATE_DIR"]))
 		require.NoError(t, err)
 		keys[i] = strings.TrimSpace(string(k))
 	}

@@ -26,8 +26,9 @@ func RenderPlist(spec Spec, logDir string) []byte {
 	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
 <!-- Written by "piauth proxy install"; "piauth proxy uninstall" removes it.
-     It holds no key: the proxy reads its client key from proxy-key and the
-     pool from the agent dir after its dir argument. -->
+     It holds no key: the proxy reads its client key from proxy-key in
+     piauth's state dir and the pool from the agent dir after its dir
+     argument. -->
 <plist version="1.0">
 <dict>
 `)
@@ -170,6 +171,29 @@ func plistArgv(data []byte) ([]string, error) {
 		}
 	}
 	return argv, nil
+}
+
+// plistEnv reads EnvironmentVariables back from a plist (none: empty).
+func plistEnv(data []byte) (map[string]string, error) {
+	m, err := parsePlist(data)
+	if err != nil {
+		return nil, err
+	}
+	env := map[string]string{}
+	vars, ok := m["EnvironmentVariables"]
+	if !ok {
+		return env, nil
+	}
+	d, ok := vars.(map[string]any)
+	if !ok {
+		return nil, errors.New("EnvironmentVariables is not a dict")
+	}
+	for k, v := range d {
+		if env[k], ok = v.(string); !ok {
+			return nil, fmt.Errorf("EnvironmentVariables %s is not a string", k)
+		}
+	}
+	return env, nil
 }
 
 // Launchd is the user's launchd domain (gui/UID), driven with launchctl.

@@ -182,6 +182,26 @@ func (t Target) ReadArgv() ([]string, error) {
 	return argv, nil
 }
 
+// ReadEnv returns the environment the installed service file sets:
+// Environment= lines (systemd) or EnvironmentVariables (launchd), so status
+// finds the state dir the service uses.
+func (t Target) ReadEnv() (map[string]string, error) {
+	data, err := os.ReadFile(t.Path)
+	if err != nil {
+		return nil, fmt.Errorf("service file: %w", err)
+	}
+	var env map[string]string
+	if t.Kind == KindLaunchd {
+		env, err = plistEnv(data)
+	} else {
+		env, err = unitEnv(data)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", t.Path, err)
+	}
+	return env, nil
+}
+
 // FlagValue returns the value of --name in argv ("--name V" or
 // "--name=V"), the last one when repeated.
 func FlagValue(argv []string, name string) (string, bool) {

@@ -99,6 +99,41 @@ func TestCommandLineRoundTrip(t *testing.T) {
 	}
 }
 
+// The environment a service file sets reads back as it was given (status
+// finds the service's state dir with it), whatever its values hold.
+func TestEnvRoundTrip(t *testing.T) {
+	tests := map[string][]EnvVar{
+		"none":      nil,
+		"plain":     {{"PIAUTH_STATE_DIR", "/home/u/state"}, {"PIAUTH_LEDGER", "off"}},
+		"spaces":    {{"XDG_STATE_HOME", "/Users/Ada Lovelace/.local/state"}},
+		"specifier": {{"PIAUTH_STATE_DIR", "/home/u/100%/$HOME"}},
+		"quotes":    {{"PIAUTH_STATE_DIR", `/home/u/it's "here"\now`}},
+		"xml":       {{"PIAUTH_STATE_DIR", "/home/u/<a&b>"}},
+		"equals":    {{"PIAUTH_BASE_URL", "http://127.0.0.1:1/?a=b"}},
+	}
+	for name, env := range tests {
+		t.Run(name, func(t *testing.T) {
+			want := map[string]string{}
+			for _, e := range env {
+				want[e.Name] = e.Value
+			}
+			spec := Spec{Binary: "/opt/piauth", Args: []string{"proxy"}, Env: env}
+			dir := t.TempDir()
+			for _, tg := range []Target{
+				{Kind: KindSystemd, Path: filepath.Join(dir, UnitName)},
+				{Kind: KindLaunchd, Path: filepath.Join(dir, Label+".plist"), LogDir: dir},
+			} {
+				require.NoError(t, os.WriteFile(tg.Path, tg.Render(spec), 0o600))
+				got, err := tg.ReadEnv()
+				require.NoError(t, err, tg.Kind)
+				assert.Equal(t, want, got, tg.Kind)
+			}
+		})
+	}
+	_, err := Target{Kind: KindSystemd, Path: filepath.Join(t.TempDir(), "missing")}.ReadEnv()
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
 func TestCheckSpecRefusesSecrets(t *testing.T) {
 	tests := map[string]struct {
 		spec Spec

@@ -21,8 +21,8 @@ import (
 func RenderUnit(spec Spec) []byte {
 	var b strings.Builder
 	b.WriteString(`# Written by "piauth proxy install"; "piauth proxy uninstall" removes it.
-# It holds no key: the proxy reads its client key from proxy-key and the pool
-# from the agent dir named by --dir.
+# It holds no key: the proxy reads its client key from proxy-key in piauth's
+# state dir and the pool from the agent dir named by --dir.
 [Unit]
 Description=piauth proxy: local Anthropic Messages endpoint with the key pool
 Documentation=https://github.com/piauth/piauth#running-the-proxy-as-a-service
@@ -92,6 +92,29 @@ func unitArgv(data []byte) ([]string, error) {
 		return nil, err
 	}
 	return nil, errors.New("no ExecStart= line")
+}
+
+// unitEnv reads the Environment= lines back (each holds one or more
+// NAME=VALUE words; a later assignment wins, as in systemd).
+func unitEnv(data []byte) (map[string]string, error) {
+	env := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "Environment=")
+		if !ok {
+			continue
+		}
+		words, err := unitSplit(v)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range words {
+			if name, val, ok := strings.Cut(w, "="); ok && name != "" {
+				env[name] = val
+			}
+		}
+	}
+	return env, sc.Err()
 }
 
 // unitSplit splits a unit command line into words, undoing unitQuote.

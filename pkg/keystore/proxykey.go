@@ -14,8 +14,8 @@ import (
 )
 
 const (
-	// ProxyKeyFileName is the file in the agent dir holding the key clients
-	// present to `piauth proxy`.
+	// ProxyKeyFileName is the file in piauth's state dir (ResolveStateDir)
+	// holding the key clients present to `piauth proxy`.
 	ProxyKeyFileName = "proxy-key"
 	// ProxyKeyPrefix starts every proxy key, so it is never taken for an
 	// Anthropic secret.
@@ -24,22 +24,28 @@ const (
 	proxyKeyRandBytes = 32
 )
 
-// ProxyKeyPath is the proxy key's file in the agent dir.
-func ProxyKeyPath(dir string) string { return filepath.Join(dir, ProxyKeyFileName) }
+// ProxyKeyPath is the proxy key's file in stateDir.
+func ProxyKeyPath(stateDir string) string { return filepath.Join(stateDir, ProxyKeyFileName) }
 
-// ProxyKey returns the proxy key stored in dir, creating a random one
-// (ProxyKeyPrefix + 32 random bytes, base64url) on first use. Read and
-// creation happen under the file's lock, so two proxies starting at once
-// agree on one key.
+// ProxyKey returns the proxy key stored in stateDir, piauth's own state dir
+// (ResolveStateDir), creating a random one (ProxyKeyPrefix + 32 random
+// bytes, base64url) on first use. Read and creation happen under the file's
+// lock, so two proxies starting at once agree on one key.
+//
+// Earlier versions kept the key in pi's agent dir, which holds only what pi
+// and the seed share. When stateDir has no key file and agentDir ("": none)
+// holds a sound one, that key moves to stateDir (the same key, so clients
+// set up with it keep working) and warnf says so; a legacy file that is not
+// sound is left where it is, untouched.
 //
 // The file gets the rules of piauth's other files: it is read with readFile
 // (never follows a symlink, never blocks on a FIFO, bounded size) and it must
 // be a regular file owned by the current user that no one else can read. A
 // file breaking a rule, or not holding a well-formed key, is replaced by a new
 // key with a warning on warnf: a key others could read may have leaked.
-func ProxyKey(ctx context.Context, dir string, warnf func(format string, a ...any)) (string, error) {
-	path := ProxyKeyPath(dir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+func ProxyKey(ctx context.Context, stateDir, agentDir string, warnf func(format string, a ...any)) (string, error) {
+	path := ProxyKeyPath(stateDir)
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return "", fmt.Errorf("proxy key: %w", err)
 	}
 	unlock, err := Lock(ctx, path, LockOptions{})
@@ -63,6 +69,10 @@ func ProxyKey(ctx context.Context, dir string, warnf func(format string, a ...an
 				return "", fmt.Errorf("proxy key: %w", err)
 			}
 		}
+	default:
+		if key, err = moveLegacyProxyKey(path, agentDir, warnf); key != "" || err != nil {
+			return key, err
+		}
 	}
 	raw := make([]byte, proxyKeyRandBytes)
 	if _, err := rand.Read(raw); err != nil {
@@ -72,6 +82,33 @@ func ProxyKey(ctx context.Context, dir string, warnf func(format string, a ...an
 	if err := WriteFileAtomic(path, []byte(key+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("proxy key: %w", err)
 	}
+	return key, nil
+}
+
+// moveLegacyProxyKey moves a sound proxy key from agentDir to path (which
+// does not exist; its lock is held): written to path first, then removed
+// from agentDir, so the key is never without a copy. It returns "" when
+// agentDir holds no sound key.
+func moveLegacyProxyKey(path, agentDir string, warnf func(format string, a ...any)) (string, error) {
+	if agentDir == "" {
+		return "", nil
+	}
+	legacy := ProxyKeyPath(agentDir)
+	if filepath.Clean(legacy) == filepath.Clean(path) {
+		return "", nil
+	}
+	key, _, err := readProxyKey(legacy)
+	if err != nil || key == "" {
+		return "", nil //nolint:nilerr // an unreadable legacy file is left alone; a new key is made
+	}
+	if err := WriteFileAtomic(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("proxy key: %w", err)
+	}
+	if err := os.Remove(legacy); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		warnf("moved the proxy key to %s but could not remove the old copy: %v", path, err)
+		return key, nil
+	}
+	warnf("moved the proxy key from %s to %s (pi's agent dir holds only what pi shares); the key is the same", legacy, path)
 	return key, nil
 }
 

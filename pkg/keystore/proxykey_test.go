@@ -75,7 +75,7 @@ func TestProxyKey(t *testing.T) {
 			done := make(chan struct{})
 			var key string
 			var err error
-			go func() { defer close(done); key, err = keystore.ProxyKey(ctx, dir, warnf) }()
+			go func() { defer close(done); key, err = keystore.ProxyKey(ctx, dir, "", warnf) }()
 			select {
 			case <-done:
 			case <-time.After(5 * time.Second):
@@ -101,7 +101,7 @@ func TestProxyKey(t *testing.T) {
 			if !tt.keep {
 				assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 			}
-			again, err := keystore.ProxyKey(ctx, dir, warnf)
+			again, err := keystore.ProxyKey(ctx, dir, "", warnf)
 			require.NoError(t, err)
 			assert.Equal(t, key, again, "the key is stable once written")
 		})
@@ -118,7 +118,7 @@ func TestProxyKeyOtherOwner(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte(goodProxyKey()), 0o600))
 	require.NoError(t, os.Chown(path, 65534, 65534))
 	var warned string
-	key, err := keystore.ProxyKey(context.Background(), dir, func(f string, a ...any) { warned = fmt.Sprintf(f, a...) })
+	key, err := keystore.ProxyKey(context.Background(), dir, "", func(f string, a ...any) { warned = fmt.Sprintf(f, a...) })
 	require.NoError(t, err)
 	assert.NotEqual(t, goodProxyKey(), key)
 	assert.Contains(t, warned, "owned by another user (uid 65534)")
@@ -134,7 +134,7 @@ func TestProxyKeyConcurrentCreate(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			k, err := keystore.ProxyKey(context.Background(), dir, func(string, ...any) {})
+			k, err := keystore.ProxyKey(context.Background(), dir, "", func(string, ...any) {})
 			assert.NoError(t, err)
 			keys[i] = k
 		}()
@@ -142,5 +142,85 @@ func TestProxyKeyConcurrentCreate(t *testing.T) {
 	wg.Wait()
 	for _, k := range keys {
 		assert.Equal(t, keys[0], k)
+	}
+}
+
+// An earlier piauth kept the proxy key in pi's agent dir: a sound key there
+// moves to the state dir (the same key: clients set up with it keep
+// working); anything else there is left alone and a new key is made.
+func TestProxyKeyMovesLegacyFile(t *testing.T) {
+	tests := []struct {
+		name   string
+		legacy func(t *testing.T, path string) // writes the agent dir's file
+		state  bool                            // the state dir already has a key
+		moved  bool                            // the legacy key is returned and its file removed
+	}{
+		{name: "sound legacy key moves", moved: true, legacy: func(t *testing.T, path string) {
+			require.NoError(t, os.WriteFile(path, []byte(goodProxyKey()+"\n"), 0o600))
+		}},
+		{name: "no legacy file: a new key"},
+		{name: "legacy readable by others: left alone", legacy: func(t *testing.T, path string) {
+			require.NoError(t, os.WriteFile(path, []byte(goodProxyKey()), 0o600))
+			require.NoError(t, os.Chmod(path, 0o644))
+		}},
+		{name: "legacy garbage: left alone", legacy: func(t *testing.T, path string) {
+			require.NoError(t, os.WriteFile(path, []byte("garbage\n"), 0o600))
+		}},
+		{name: "state key wins, legacy untouched", state: true, legacy: func(t *testing.T, path string) {
+			require.NoError(t, os.WriteFile(path, []byte(goodProxyKey()+"\n"), 0o600))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			state := filepath.Join(t.TempDir(), "state", "piauth") // not there yet
+			agent := t.TempDir()
+			legacyPath := keystore.ProxyKeyPath(agent)
+			var before []byte
+			if tt.legacy != nil {
+				tt.legacy(t, legacyPath)
+				var err error
+				before, err = os.ReadFile(legacyPath)
+				require.NoError(t, err)
+			}
+			stateKey := keystore.ProxyKeyPrefix + strings.Repeat("stateKEY_", 5)
+			if tt.state {
+				require.NoError(t, os.MkdirAll(state, 0o700))
+				require.NoError(t, os.WriteFile(keystore.ProxyKeyPath(state), []byte(stateKey+"\n"), 0o600))
+			}
+			var warnings []string
+			warnf := func(format string, a ...any) { warnings = append(warnings, fmt.Sprintf(format, a...)) }
+			key, err := keystore.ProxyKey(context.Background(), state, agent, warnf)
+			require.NoError(t, err)
+
+			data, err := os.ReadFile(keystore.ProxyKeyPath(state))
+			require.NoError(t, err)
+			assert.Equal(t, key+"\n", string(data), "the state dir holds the key returned")
+			fi, err := os.Stat(state)
+			require.NoError(t, err)
+			assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+			switch {
+			case tt.moved:
+				assert.Equal(t, goodProxyKey(), key)
+				assert.NoFileExists(t, legacyPath, "no copy is left in pi's agent dir")
+				require.Len(t, warnings, 1)
+				assert.Contains(t, warnings[0], "moved the proxy key from "+legacyPath+" to "+keystore.ProxyKeyPath(state))
+				assert.NotContains(t, warnings[0], goodProxyKey(), "the key is never printed")
+			case tt.state:
+				assert.Equal(t, stateKey, key)
+				assert.Empty(t, warnings)
+			default:
+				assert.NotEqual(t, goodProxyKey(), key)
+				assert.Regexp(t, `^piauth-proxy-[A-Za-z0-9_-]{43}$`, key)
+				assert.Empty(t, warnings)
+			}
+			if tt.legacy != nil && !tt.moved {
+				after, err := os.ReadFile(legacyPath)
+				require.NoError(t, err)
+				assert.Equal(t, before, after, "the legacy file is left as it was")
+			}
+			again, err := keystore.ProxyKey(context.Background(), state, agent, warnf)
+			require.NoError(t, err)
+			assert.Equal(t, key, again)
+		})
 	}
 }
