@@ -51,6 +51,10 @@
 #                         emulator upstream over plain HTTP/1.1: a connection per stream
 #   proxy_kb_per_stream_h2  the same with the emulator over TLS and HTTP/2, as api.anthropic.com is
 #                         served: streams share a connection (BenchmarkProxyHeldStreams/https-h2; reported)
+#   proxy_kb_per_stream_steady  proxy_kb_per_stream measured again after 2,000 short requests past the
+#                         held streams, as a proxy left running serves them: the collector lets the heap
+#                         grow to twice what is live (steady-KB/stream; reported, with the ReverseProxy's
+#                         and both figures over HTTP/2)
 #   convo_added_ms        `piauth chat` storing its turn (conversations.db) − with PIAUTH_LOG=off (median of paired runs)
 #   convo_continue_ms     `piauth chat --cid` on a stored 20-turn conversation (2 KB answers) − a new chat (median of paired runs)
 #   repl_ttft_ratio       time to the first rendered answer text in the chat REPL on a real pty (from
@@ -588,10 +592,16 @@ if load_bench "$HELD_OUT" ./cmd/piauth/ '^BenchmarkProxyHeldStreams$' 1 &&
 	else
 		na proxy_kb_per_stream_h2 "(reported)"
 	fi
+	if v=$(bench_median BenchmarkProxyHeldStreams/http1 steady-KB/stream "$HELD_OUT" | awk '{ printf "%.1f", $1 }') && [[ -n $v ]]; then
+		result proxy_kb_per_stream_steady "$v" "(reported: after 2,000 more requests; httputil.ReverseProxy, same run: $(bench_median BenchmarkProxyHeldStreams/http1 rp-steady-KB/stream "$HELD_OUT"); over HTTP/2: $(bench_median BenchmarkProxyHeldStreams/https-h2 steady-KB/stream "$HELD_OUT"), ReverseProxy $(bench_median BenchmarkProxyHeldStreams/https-h2 rp-steady-KB/stream "$HELD_OUT"))"
+	else
+		na proxy_kb_per_stream_steady "(reported)"
+	fi
 else
 	log "BenchmarkProxyHeldStreams did not run:"; tail -20 "$HELD_OUT" >&2
 	na proxy_kb_per_stream "goal <= 64"
 	na proxy_kb_per_stream_h2 "(reported)"
+	na proxy_kb_per_stream_steady "(reported)"
 fi
 
 # ---------------------------------------------------------------------------

@@ -27,15 +27,25 @@ import (
 	"github.com/piauth/piauth/pkg/stream"
 )
 
-// heldStreams is how many streams BenchmarkProxyHeldStreams holds open.
-const heldStreams = 200
+// heldStreams is how many streams BenchmarkProxyHeldStreams holds open;
+// churnRequests is how many short requests it then sends past them.
+const (
+	heldStreams   = 200
+	churnRequests = 2000
+)
 
 // BenchmarkProxyHeldStreams measures what an open stream costs a real
 // `piauth proxy` process: its resident memory (VmRSS) with heldStreams
 // streams held in the middle (the emulator's StreamGate holds every event
 // after message_start) minus its resident memory idle (after a warm-up),
 // per stream, reported as KB/stream (scripts/bench.sh: proxy_kb_per_stream
-// from http1, proxy_kb_per_stream_h2 from https-h2).
+// from http1, proxy_kb_per_stream_h2 from https-h2). Then, with the streams
+// still held, churnRequests short requests go through it, as they would to
+// a proxy left running, and it is measured again (steady-KB/stream,
+// proxy_kb_per_stream_steady): the collector lets the heap grow to twice
+// what is live between collections, the held streams' buffers counted whole
+// whether their pages were touched or not, so the figure after the churn is
+// what the held streams cost a proxy that keeps serving.
 // The peer, measured the same way in the same run, is a process that does
 // nothing but httputil.ReverseProxy over the same shaping transport
 // (rp-KB/stream): the floor of a Go proxy. Two upstreams: the emulator over
@@ -87,10 +97,10 @@ func benchHeldStreams(b *testing.B, overTLS bool) {
 	rp := exec.Command(os.Args[0], "-test.run=^$")
 	rp.Env = relEnv(rpEnv)
 
-	var perStream, rpPerStream, idle float64
+	var ours, floor heldKB
 	for b.Loop() {
-		perStream, idle = heldStreamsKB(b, px, gate)
-		rpPerStream, _ = heldStreamsKB(b, rp, gate)
+		ours = heldStreamsKB(b, px, gate)
+		floor = heldStreamsKB(b, rp, gate)
 	}
 	want := int64(0) // over TLS, every request speaks HTTP/2
 	if overTLS {
@@ -99,15 +109,23 @@ func benchHeldStreams(b *testing.B, overTLS bool) {
 	if h2.Load() != want {
 		b.Fatalf("%d of %d requests reached the emulator over HTTP/2, want %d", h2.Load(), all.Load(), want)
 	}
-	b.ReportMetric(perStream, "KB/stream")
-	b.ReportMetric(rpPerStream, "rp-KB/stream")
-	b.ReportMetric(idle, "idle-KB")
+	b.ReportMetric(ours.perStream, "KB/stream")
+	b.ReportMetric(floor.perStream, "rp-KB/stream")
+	b.ReportMetric(ours.steady, "steady-KB/stream")
+	b.ReportMetric(floor.steady, "rp-steady-KB/stream")
+	b.ReportMetric(ours.idle, "idle-KB")
 }
 
+// heldKB is what heldStreamsKB measured of a proxy: its RSS growth per held
+// stream right after they opened and after churnRequests more, and its idle
+// RSS, in KB.
+type heldKB struct{ perStream, steady, idle float64 }
+
 // heldStreamsKB starts cmd (a proxy printing "listening on URL" first),
-// warms it up, holds heldStreams streams open through it and returns its
-// RSS growth per stream and its idle RSS, in KB; cmd is killed after.
-func heldStreamsKB(b *testing.B, cmd *exec.Cmd, gate *testenv.StreamGate) (perStream, idle float64) {
+// warms it up, holds heldStreams streams open through it, sends
+// churnRequests short requests past them (4 at a time) and returns what it
+// measured; cmd is killed after.
+func heldStreamsKB(b *testing.B, cmd *exec.Cmd, gate *testenv.StreamGate) heldKB {
 	b.Helper()
 	env := cmd.Env
 	cmd = exec.Command(cmd.Path, cmd.Args[1:]...) // a fresh Cmd each time: one runs once
@@ -175,12 +193,40 @@ func heldStreamsKB(b *testing.B, cmd *exec.Cmd, gate *testenv.StreamGate) (perSt
 	for err := range errs {
 		b.Fatalf("open stream through %s: %v", cmd.Path, err)
 	}
-	perStream = float64(rssKB(b, cmd.Process.Pid)-idleKB) / heldStreams
+	res := heldKB{perStream: float64(rssKB(b, cmd.Process.Pid)-idleKB) / heldStreams, idle: float64(idleKB)}
+	churn := make(chan struct{}, churnRequests)
+	for range churnRequests {
+		churn <- struct{}{}
+	}
+	close(churn)
+	churnErrs := make(chan error, 4)
+	var cw sync.WaitGroup
+	for range 4 {
+		cw.Go(func() {
+			for range churn {
+				resp, err := send(false)
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if err != nil {
+					churnErrs <- err
+					return
+				}
+			}
+		})
+	}
+	cw.Wait()
+	close(churnErrs)
+	for err := range churnErrs {
+		b.Fatalf("a request past the held streams through %s: %v", cmd.Path, err)
+	}
+	res.steady = float64(rssKB(b, cmd.Process.Pid)-idleKB) / heldStreams
 	close(held)
 	for resp := range held {
 		resp.Body.Close()
 	}
-	return perStream, float64(idleKB)
+	return res
 }
 
 // The ReverseProxy floor process of BenchmarkProxyHeldStreams: the test
