@@ -164,7 +164,7 @@ func collectProxyStatus(ctx context.Context, opts *proxyStatusOptions) (*proxySe
 	if st.Installed, err = t.Installed(); err != nil || !st.Installed {
 		return st, err
 	}
-	argv, err := t.ReadArgv()
+	argv, env, err := t.ReadInstalled()
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +188,7 @@ func collectProxyStatus(ctx context.Context, opts *proxyStatusOptions) (*proxySe
 		}
 	}
 	if st.Running || merr != nil {
-		raw, c, err := fetchProxyCounters(ctx, opts, st.URL, st.AgentDir, serviceGetenv(t, opts.Getenv))
+		raw, c, err := fetchProxyCounters(ctx, opts, st.URL, st.AgentDir, serviceGetenv(env, opts.Getenv))
 		if err != nil {
 			problems = append(problems, err.Error())
 		} else {
@@ -204,15 +204,11 @@ func collectProxyStatus(ctx context.Context, opts *proxyStatusOptions) (*proxySe
 }
 
 // serviceGetenv is the environment the service's proxy resolves its state
-// dir with: the variables the service file sets (serviceEnv, carried from
-// the installing shell) and, for the rest, nothing but this user's HOME, so
-// a variable set in this shell and not in the file does not lead status to
-// another state dir than the service's.
-func serviceGetenv(t service.Target, getenv func(string) string) func(string) string {
-	env, err := t.ReadEnv()
-	if err != nil {
-		env = nil
-	}
+// dir with: env, the variables the service file sets (serviceEnv, carried
+// from the installing shell), and for the rest nothing but this user's
+// HOME, so a variable set in this shell and not in the file does not lead
+// status to another state dir than the service's.
+func serviceGetenv(env map[string]string, getenv func(string) string) func(string) string {
 	return func(name string) string {
 		if v, ok := env[name]; ok {
 			return v

@@ -58,7 +58,7 @@ func TestInstallUninstallRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, RenderUnit(goldenSpec), data)
 	assert.Equal(t, [][]string{{"systemctl", "--user", "daemon-reload"}, {"systemctl", "--user", "enable", "--now", UnitName}}, m.ran)
-	argv, err := target.ReadArgv()
+	argv, _, err := target.ReadInstalled()
 	require.NoError(t, err)
 	assert.Equal(t, goldenSpec.Argv(), argv)
 

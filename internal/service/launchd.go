@@ -154,46 +154,38 @@ func plistValue(d *xml.Decoder, se xml.StartElement) (any, error) {
 	return nil, fmt.Errorf("unsupported element <%s>", se.Name.Local)
 }
 
-// plistArgv reads ProgramArguments back from a plist.
-func plistArgv(data []byte) ([]string, error) {
+// plistSpec reads ProgramArguments and EnvironmentVariables (none: empty)
+// back from a plist.
+func plistSpec(data []byte) (argv []string, env map[string]string, err error) {
 	m, err := parsePlist(data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	arr, ok := m["ProgramArguments"].([]any)
 	if !ok || len(arr) == 0 {
-		return nil, errors.New("no ProgramArguments array")
+		return nil, nil, errors.New("no ProgramArguments array")
 	}
-	argv := make([]string, len(arr))
+	argv = make([]string, len(arr))
 	for i, a := range arr {
 		if argv[i], ok = a.(string); !ok {
-			return nil, errors.New("ProgramArguments holds a non-string")
+			return nil, nil, errors.New("ProgramArguments holds a non-string")
 		}
 	}
-	return argv, nil
-}
-
-// plistEnv reads EnvironmentVariables back from a plist (none: empty).
-func plistEnv(data []byte) (map[string]string, error) {
-	m, err := parsePlist(data)
-	if err != nil {
-		return nil, err
-	}
-	env := map[string]string{}
+	env = map[string]string{}
 	vars, ok := m["EnvironmentVariables"]
 	if !ok {
-		return env, nil
+		return argv, env, nil
 	}
 	d, ok := vars.(map[string]any)
 	if !ok {
-		return nil, errors.New("EnvironmentVariables is not a dict")
+		return nil, nil, errors.New("EnvironmentVariables is not a dict")
 	}
 	for k, v := range d {
 		if env[k], ok = v.(string); !ok {
-			return nil, fmt.Errorf("EnvironmentVariables %s is not a string", k)
+			return nil, nil, fmt.Errorf("EnvironmentVariables %s is not a string", k)
 		}
 	}
-	return env, nil
+	return argv, env, nil
 }
 
 // Launchd is the user's launchd domain (gui/UID), driven with launchctl.

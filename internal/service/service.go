@@ -162,44 +162,24 @@ func (t Target) Installed() (bool, error) {
 	return false, fmt.Errorf("service file: %w", err)
 }
 
-// ReadArgv returns the command line of the installed service file: what
-// ExecStart (systemd) or ProgramArguments (launchd) says, so status follows
-// an edited file.
-func (t Target) ReadArgv() ([]string, error) {
+// ReadInstalled returns the command line and the environment of the
+// installed service file: what ExecStart= and the Environment= lines
+// (systemd) or ProgramArguments and EnvironmentVariables (launchd) say, so
+// status follows an edited file and finds the state dir the service uses.
+func (t Target) ReadInstalled() (argv []string, env map[string]string, err error) {
 	data, err := os.ReadFile(t.Path)
 	if err != nil {
-		return nil, fmt.Errorf("service file: %w", err)
+		return nil, nil, fmt.Errorf("service file: %w", err)
 	}
-	var argv []string
 	if t.Kind == KindLaunchd {
-		argv, err = plistArgv(data)
+		argv, env, err = plistSpec(data)
 	} else {
-		argv, err = unitArgv(data)
+		argv, env, err = unitSpec(data)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", t.Path, err)
+		return nil, nil, fmt.Errorf("%s: %w", t.Path, err)
 	}
-	return argv, nil
-}
-
-// ReadEnv returns the environment the installed service file sets:
-// Environment= lines (systemd) or EnvironmentVariables (launchd), so status
-// finds the state dir the service uses.
-func (t Target) ReadEnv() (map[string]string, error) {
-	data, err := os.ReadFile(t.Path)
-	if err != nil {
-		return nil, fmt.Errorf("service file: %w", err)
-	}
-	var env map[string]string
-	if t.Kind == KindLaunchd {
-		env, err = plistEnv(data)
-	} else {
-		env, err = unitEnv(data)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", t.Path, err)
-	}
-	return env, nil
+	return argv, env, nil
 }
 
 // FlagValue returns the value of --name in argv ("--name V" or

@@ -43,9 +43,10 @@ func TestRenderUnitGolden(t *testing.T) {
 	for _, line := range []string{"Restart=on-failure", "RestartSec=5s", "StartLimitBurst=5", "StandardOutput=journal", "StandardError=journal", "NoNewPrivileges=yes", "WantedBy=default.target"} {
 		assert.Contains(t, string(unit), "\n"+line+"\n")
 	}
-	argv, err := unitArgv(unit)
+	argv, env, err := unitSpec(unit)
 	require.NoError(t, err)
 	assert.Equal(t, goldenSpec.Argv(), argv)
+	assert.Equal(t, map[string]string{"PIAUTH_STATE_DIR": "/home/ada/piauth state"}, env)
 }
 
 func TestRenderPlistGolden(t *testing.T) {
@@ -89,10 +90,10 @@ func TestCommandLineRoundTrip(t *testing.T) {
 	for name, argv := range tests {
 		t.Run(name, func(t *testing.T) {
 			spec := Spec{Binary: argv[0], Args: argv[1:]}
-			got, err := unitArgv(RenderUnit(spec))
+			got, _, err := unitSpec(RenderUnit(spec))
 			require.NoError(t, err)
 			assert.Equal(t, argv, got, "unit")
-			got, err = plistArgv(RenderPlist(spec, "/tmp/logs"))
+			got, _, err = plistSpec(RenderPlist(spec, "/tmp/logs"))
 			require.NoError(t, err)
 			assert.Equal(t, argv, got, "plist")
 		})
@@ -124,14 +125,28 @@ func TestEnvRoundTrip(t *testing.T) {
 				{Kind: KindLaunchd, Path: filepath.Join(dir, Label+".plist"), LogDir: dir},
 			} {
 				require.NoError(t, os.WriteFile(tg.Path, tg.Render(spec), 0o600))
-				got, err := tg.ReadEnv()
+				argv, got, err := tg.ReadInstalled()
 				require.NoError(t, err, tg.Kind)
+				assert.Equal(t, spec.Argv(), argv, tg.Kind)
 				assert.Equal(t, want, got, tg.Kind)
 			}
 		})
 	}
-	_, err := Target{Kind: KindSystemd, Path: filepath.Join(t.TempDir(), "missing")}.ReadEnv()
+	_, _, err := Target{Kind: KindSystemd, Path: filepath.Join(t.TempDir(), "missing")}.ReadInstalled()
 	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// Environment= as systemd reads it: words, later assignments winning, an
+// empty one clearing what came before.
+func TestUnitEnvAssignments(t *testing.T) {
+	unit := []byte("[Service]\nExecStart=/opt/piauth proxy\nEnvironment=A=1 \"B=two words\"\nEnvironment=A=3\n" +
+		"Environment=\nEnvironment=C=4\nEnvironment=D=5 E=6\n")
+	argv, env, err := unitSpec(unit)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"/opt/piauth", "proxy"}, argv)
+	assert.Equal(t, map[string]string{"C": "4", "D": "5", "E": "6"}, env)
+	_, _, err = unitSpec([]byte("[Service]\nEnvironment=A=1\n"))
+	assert.ErrorContains(t, err, "no ExecStart= line")
 }
 
 func TestCheckSpecRefusesSecrets(t *testing.T) {

@@ -78,35 +78,32 @@ func unitQuote(s string) string {
 	return `"` + r.Replace(s) + `"`
 }
 
-// unitArgv reads ExecStart= back from a unit written by RenderUnit (or
-// edited in the same syntax).
-func unitArgv(data []byte) ([]string, error) {
+// unitSpec reads ExecStart= and the Environment= lines back from a unit
+// written by RenderUnit (or edited in the same syntax). An Environment=
+// line holds one or more NAME=VALUE words; a later assignment wins and an
+// empty Environment= clears the ones before, as in systemd.
+func unitSpec(data []byte) (argv []string, env map[string]string, err error) {
+	env = map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
-		if v, ok := strings.CutPrefix(line, "ExecStart="); ok {
-			return unitSplit(v)
+		if v, ok := strings.CutPrefix(line, "ExecStart="); ok && argv == nil {
+			if argv, err = unitSplit(v); err != nil {
+				return nil, nil, err
+			}
+			continue
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	return nil, errors.New("no ExecStart= line")
-}
-
-// unitEnv reads the Environment= lines back (each holds one or more
-// NAME=VALUE words; a later assignment wins, as in systemd).
-func unitEnv(data []byte) (map[string]string, error) {
-	env := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "Environment=")
+		v, ok := strings.CutPrefix(line, "Environment=")
 		if !ok {
+			continue
+		}
+		if v == "" {
+			clear(env)
 			continue
 		}
 		words, err := unitSplit(v)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, w := range words {
 			if name, val, ok := strings.Cut(w, "="); ok && name != "" {
@@ -114,7 +111,13 @@ func unitEnv(data []byte) (map[string]string, error) {
 			}
 		}
 	}
-	return env, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, nil, err
+	}
+	if argv == nil {
+		return nil, nil, errors.New("no ExecStart= line")
+	}
+	return argv, env, nil
 }
 
 // unitSplit splits a unit command line into words, undoing unitQuote.
