@@ -38,6 +38,16 @@ func Duration(d time.Duration) string {
 	return fmt.Sprintf("%ds", s)
 }
 
+// Latency renders a measured time, such as a request's in a log line: to
+// the millisecond (46ms, 1.235s), and to the microsecond under one (45µs),
+// so what is answered locally does not read as 0s.
+func Latency(d time.Duration) string {
+	if d < time.Millisecond {
+		return d.Round(time.Microsecond).String()
+	}
+	return d.Round(time.Millisecond).String()
+}
+
 // Clock renders t in now's location as a time of day ("15:04:05"), with the
 // date in front ("Jan 2 15:04:05") when t is not on now's day.
 func Clock(t, now time.Time) string {

@@ -32,6 +32,23 @@ func TestDuration(t *testing.T) {
 	}
 }
 
+func TestLatency(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "0s"},
+		{45*time.Microsecond + 300, "45µs"},
+		{812 * time.Microsecond, "812µs"},
+		{999*time.Microsecond + 600, "1ms"},
+		{45*time.Millisecond + 600*time.Microsecond, "46ms"},
+		{1234567 * time.Microsecond, "1.235s"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, Latency(tt.d), "%v", tt.d)
+	}
+}
+
 func TestClockAndUntil(t *testing.T) {
 	loc := time.FixedZone("X", 3600)
 	now := time.Date(2026, 12, 1, 8, 0, 0, 0, loc)

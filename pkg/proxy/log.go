@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/piauth/piauth/internal/when"
 )
 
 // record is what the log says about one request. It never holds a whole
@@ -74,7 +76,7 @@ func (p *Proxy) log(rec *record) {
 			target += "?" + rec.Query
 		}
 		fmt.Fprintf(&b, "%s %s %q %d %s", rec.Time.UTC().Format("2006-01-02T15:04:05.000Z"), rec.Method, target,
-			rec.Status, logLatency(rec.Latency))
+			rec.Status, when.Latency(rec.Latency))
 		if rec.Session != "" {
 			fmt.Fprintf(&b, " session=%s", rec.Session)
 		}
@@ -94,17 +96,6 @@ func (p *Proxy) log(rec *record) {
 	p.logMu.Lock()
 	defer p.logMu.Unlock()
 	_, _ = p.opts.Log.Write(line)
-}
-
-// logLatency is a request's latency as the text log prints it: to the
-// millisecond, and to the microsecond under one (what the proxy answers
-// itself, such as Claude Code's event batches, takes microseconds: "0s"
-// said nothing).
-func logLatency(d time.Duration) time.Duration {
-	if d < time.Millisecond {
-		return d.Round(time.Microsecond)
-	}
-	return d.Round(time.Millisecond)
 }
 
 // usageFields are the token counts of a usage object; nil = absent.
