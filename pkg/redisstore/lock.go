@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/piauth/piauth/internal/when"
 	"github.com/piauth/piauth/pkg/keystore"
 )
 
@@ -61,7 +62,7 @@ func (b *Backend) lock(ctx context.Context) (*heldLock, error) {
 		if time.Since(start) > LockWait {
 			holder, _ := b.rdb.Get(ctx, b.key("lock")).Result()
 			return nil, fmt.Errorf("%s: %w after %s (held by %s; it expires by itself %s after its holder stops)",
-				b.key("lock"), keystore.ErrLockTimeout, time.Since(start).Round(time.Millisecond), holderName(holder), LockTTL)
+				b.key("lock"), keystore.ErrLockTimeout, when.Latency(time.Since(start)), holderName(holder), LockTTL)
 		}
 		t := time.NewTimer(wait + time.Duration(rand.Int64N(int64(wait))))
 		select {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/piauth/piauth/internal/when"
 	"github.com/piauth/piauth/pkg/keystore"
 )
 
@@ -198,7 +199,7 @@ func (b *Backend) update(ctx context.Context, fn func(p *keystore.Pool) error, k
 			return nil, context.Cause(ctx)
 		case errors.Is(err, redis.TxFailedErr), errors.Is(err, errLocked):
 			if time.Since(start) > LockWait {
-				return nil, fmt.Errorf("update %s: %w after %s", b.key("pool"), keystore.ErrLockTimeout, time.Since(start).Round(time.Millisecond))
+				return nil, fmt.Errorf("update %s: %w after %s", b.key("pool"), keystore.ErrLockTimeout, when.Latency(time.Since(start)))
 			}
 			if err := sleep(ctx, wait+time.Duration(rand.Int64N(int64(wait)))); err != nil {
 				return nil, err
